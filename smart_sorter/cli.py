@@ -1,0 +1,97 @@
+"""The command line: arguments in, one-line messages and a summary out. All work happens in the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import SmartSorterError
+from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, DEVICES, OPERATIONS, PREPROCESS_MODES, PROMPT_MODES
+
+EXAMPLE = """example:
+  smart-sorter --source photos --destination sorted \\
+      --labels "screenshot of a newspaper article,a picture of a person,memes" \\
+      --model openai/clip-vit-base-patch32
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter",
+        description="Sort the images of a folder into one folder per label with a zero-shot image model.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", required=True, type=Path, help="folder of images (searched recursively)")
+    parser.add_argument("--destination", required=True, type=Path, help="folder that gets one subfolder per label")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,a bird in the sky"')
+    labels.add_argument(
+        "--labels-file", "--labels_file", type=Path, help="JSON or YAML file mapping each category to its prompts"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"Hugging Face model id or local folder ({DEFAULT_MODEL})")
+    parser.add_argument("--operation", choices=OPERATIONS, default="copy", help="copy (default) or move the files")
+    parser.add_argument(
+        "--output_file", "--output-file", type=Path, help="where to write the table (default: DESTINATION/output.csv)"
+    )
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=32, help="images per model call (32)")
+    parser.add_argument(
+        "--preprocess", choices=PREPROCESS_MODES, default="fast", help="fast decoding, or exactly the model's processor"
+    )
+    parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (auto)")
+    parser.add_argument("--top_k", "--top-k", type=int, default=3, help="how many ranked labels output.csv keeps (3)")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
+    parser.add_argument(
+        "--prompt-mode",
+        "--prompt_mode",
+        choices=PROMPT_MODES,
+        default="average",
+        help="with several prompts per category: average their embeddings, or take the best one",
+    )
+    parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    parser.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    from .sorter import sort_images
+
+    labels = arguments.labels_file if arguments.labels_file is not None else arguments.labels
+    try:
+        result = sort_images(
+            arguments.source,
+            arguments.destination,
+            labels,
+            model=arguments.model,
+            operation=arguments.operation,
+            batch_size=arguments.batch_size,
+            preprocess=arguments.preprocess,
+            template=arguments.template,
+            prompt_mode=arguments.prompt_mode,
+            top_k=arguments.top_k,
+            device=arguments.device,
+            revision=arguments.revision,
+            output_file=arguments.output_file,
+            notify=lambda message: _say(f"note: {message}"),
+            progress=not arguments.quiet,
+        )
+    except SmartSorterError as error:
+        if arguments.verbose:
+            raise
+        _say(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        _say("Interrupted: the files done so far are listed in output.csv; nothing is half-written.")
+        return 130
+    print(result.summary())
+    return 0

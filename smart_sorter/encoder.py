@@ -1,0 +1,234 @@
+"""The model behind a small object: load on first use, embed images and texts, or classify via pipeline."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .scoring import ScoreHead
+
+
+def pick_device(requested: str = "auto") -> str:
+    """`auto` means CUDA, else Apple's MPS, else the CPU."""
+    import torch
+
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"Device {requested!r} was asked for but no CUDA GPU is available; use --device cpu.")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~", ".\\")) or "\\" in model or model.count("/") > 1
+
+
+def _load_error(model: str, error: Exception) -> ModelError:
+    text = str(error)
+    if isinstance(error, (ValueError, KeyError)) or "Unrecognized" in text or "does not appear" in text:
+        return ModelError(
+            f"{model!r} is not a zero-shot image classification model this tool can use ({text.splitlines()[0]})."
+            " Pick a CLIP or SigLIP model, such as openai/clip-vit-base-patch32."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    reason = "offline mode (HF_HUB_OFFLINE=1) is on and it is not in the local cache" if offline else (
+        "the Hugging Face Hub could not be reached, or has no model of that name, and it is not in the local cache"
+    )
+    return ModelError(
+        f"Could not load the model {model!r}: {reason}. Check the name, or pass the path of a local model folder;"
+        " on a machine without internet, download the model once elsewhere and set HF_HUB_OFFLINE=1."
+    )
+
+
+def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, image processor) from a hub id or a local folder, with user-facing errors."""
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise ModelError(f"The model folder {model!r} does not exist; check the path, or give a Hugging Face model id.")
+    location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    try:
+        network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
+        processor = AutoImageProcessor.from_pretrained(location, revision=revision)
+    except (OSError, ValueError, KeyError) as error:
+        raise _load_error(model, error) from error
+    except ImportError as error:
+        raise ModelError(f"The model {model!r} needs a package that is not installed: {error}".strip()) from error
+    return network.eval(), tokenizer, processor
+
+
+def _embedding(output: Any):
+    """transformers 5 returns an output object whose pooler_output is the projected embedding."""
+    return output if hasattr(output, "shape") else output.pooler_output
+
+
+def is_dual_encoder(network: Any) -> bool:
+    return all(hasattr(network, name) for name in ("get_image_features", "get_text_features")) and (
+        hasattr(network, "logit_scale") or hasattr(network, "temperature")
+    )
+
+
+class DualEncoder:
+    """A CLIP-like model: images and texts embedded apart, so label texts are embedded once per run."""
+
+    kind = "dual"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        revision: str | None = None,
+        dtype: Any = None,
+        parts: tuple[Any, Any, Any] | None = None,
+    ) -> None:
+        self.model_id = model
+        self.requested_device = device
+        self.revision = revision
+        self.requested_dtype = dtype
+        self._loaded_parts = parts
+
+    @cached_property
+    def _parts(self) -> tuple[Any, Any, Any]:
+        import torch
+
+        network, tokenizer, processor = self._loaded_parts or load_model_parts(self.model_id, revision=self.revision)
+        self._loaded_parts = None
+        if not is_dual_encoder(network):
+            raise ModelError(
+                f"{self.model_id!r} does not embed images and texts separately; load it with load_encoder()."
+            )
+        device = pick_device(self.requested_device)
+        dtype = self.requested_dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
+        return network.to(device=device, dtype=dtype), tokenizer, processor
+
+    def load(self) -> DualEncoder:
+        self._parts  # noqa: B018 - loading is the point
+        return self
+
+    @property
+    def network(self) -> Any:
+        return self._parts[0]
+
+    @property
+    def image_processor(self) -> Any:
+        return self._parts[2]
+
+    @property
+    def device(self) -> Any:
+        return next(self.network.parameters()).device
+
+    @property
+    def model_type(self) -> str:
+        return self.network.config.model_type
+
+    @property
+    def revision_id(self) -> str | None:
+        return self.revision or getattr(self.network.config, "_commit_hash", None)
+
+    @property
+    def head(self) -> ScoreHead:
+        network = self.network
+        if hasattr(network, "logit_scale"):
+            scale = float(network.logit_scale.float().exp())
+        else:  # ALIGN divides by a temperature instead
+            scale = 1.0 / float(network.temperature.float())
+        bias = float(network.logit_bias.float()) if hasattr(network, "logit_bias") else 0.0
+        return ScoreHead(scale, bias, "sigmoid" if "siglip" in self.model_type else "softmax")
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Unnormalised text embeddings, tokenised as the pipeline tokenises them."""
+        import torch
+
+        tokenizer = self._parts[1]
+        options: dict[str, Any] = {"padding": True}
+        if "siglip" in self.model_type:  # SigLIP was trained on max-length padding
+            options.update(padding="max_length", max_length=64, truncation=True)
+        else:
+            limit = getattr(getattr(self.network.config, "text_config", None), "max_position_embeddings", None)
+            if limit:
+                options.update(truncation=True, max_length=limit)
+        inputs = tokenizer(list(texts), return_tensors="pt", **options).to(self.device)
+        with torch.inference_mode():
+            output = self.network.get_text_features(**inputs)
+        return _embedding(output).float().cpu().numpy()
+
+    def embed_images(self, pixel_values: Any) -> np.ndarray:
+        """Unnormalised image embeddings for a batch of pixel values."""
+        import torch
+
+        with torch.inference_mode():
+            pixels = pixel_values.to(device=self.device, dtype=next(self.network.parameters()).dtype)
+            output = self.network.get_image_features(pixel_values=pixels)
+        return _embedding(output).float().cpu().numpy()
+
+
+class PipelineClassifier:
+    """Any other zero-shot image model, through the transformers pipeline with batching."""
+
+    kind = "pipeline"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        revision: str | None = None,
+        parts: tuple[Any, Any, Any] | None = None,
+    ) -> None:
+        self.model_id = model
+        self.requested_device = device
+        self.revision = revision
+        self._loaded_parts = parts
+
+    @cached_property
+    def pipe(self) -> Any:
+        from transformers import pipeline
+
+        network, tokenizer, processor = self._loaded_parts or load_model_parts(self.model_id, revision=self.revision)
+        self._loaded_parts = None
+        return pipeline(
+            "zero-shot-image-classification",
+            model=network,
+            tokenizer=tokenizer,
+            image_processor=processor,
+            device=pick_device(self.requested_device),
+        )
+
+    def load(self) -> PipelineClassifier:
+        self.pipe  # noqa: B018
+        return self
+
+    @property
+    def revision_id(self) -> str | None:
+        return self.revision or getattr(self.pipe.model.config, "_commit_hash", None)
+
+    def classify(self, images: list[Any], prompts: list[str], batch_size: int) -> np.ndarray:
+        """Probabilities over `prompts` for each PIL image, in the order of `prompts`."""
+        results = self.pipe(images, candidate_labels=list(prompts), hypothesis_template="{}", batch_size=batch_size)
+        table = np.zeros((len(images), len(prompts)))
+        position = {prompt: index for index, prompt in enumerate(prompts)}
+        for row, result in enumerate(results):
+            for item in result:
+                table[row, position[item["label"]]] = item["score"]
+        return table
+
+
+def load_encoder(model: str, *, device: str = "auto", revision: str | None = None) -> DualEncoder | PipelineClassifier:
+    """Load `model` once: a DualEncoder when it has separate towers, else a PipelineClassifier."""
+    parts = load_model_parts(model, revision=revision)
+    kind = DualEncoder if is_dual_encoder(parts[0]) else PipelineClassifier
+    return kind(model, device=device, revision=revision, parts=parts).load()

@@ -1,0 +1,142 @@
+"""Labels as users write them: a comma list with a template, or categories each with prompts."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabelError
+
+LONG_LABEL_CHARS = 80
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The categories in the user's order, and the prompt texts each is scored by."""
+
+    categories: tuple[str, ...]
+    prompts: tuple[tuple[str, ...], ...]
+    template: str | None
+
+    @property
+    def all_prompts(self) -> tuple[str, ...]:
+        return tuple(prompt for group in self.prompts for prompt in group)
+
+    @property
+    def prompt_owner(self) -> tuple[int, ...]:
+        """For each prompt of `all_prompts`, the index of its category."""
+        return tuple(index for index, group in enumerate(self.prompts) for _ in group)
+
+    def warnings(self) -> list[str]:
+        """Advice that does not stop a run."""
+        notes = []
+        for category, group in zip(self.categories, self.prompts):
+            for text in (category, *group):
+                if len(text) > LONG_LABEL_CHARS:
+                    notes.append(
+                        f"The label {text[:40]!r}... is {len(text)} characters long; CLIP-style models read"
+                        f" about 77 tokens, so keep labels under {LONG_LABEL_CHARS} characters."
+                    )
+                    break
+        return notes
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {category: list(group) for category, group in zip(self.categories, self.prompts)}
+
+
+def _clean(text: object, where: str) -> str:
+    if not isinstance(text, str):
+        raise LabelError(f"{where} must be text; got {text!r}.")
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def _check_categories(categories: Sequence[str]) -> None:
+    if any(not category for category in categories):
+        raise LabelError('A label is empty: check for a doubled or trailing comma, as in "cat,,dog" or "cat,dog,".')
+    seen: dict[str, str] = {}
+    for category in categories:
+        key = category.casefold()
+        if key in seen:
+            raise LabelError(f"The label {category!r} is repeated ({seen[key]!r}); each category must be distinct.")
+        seen[key] = category
+    if len(categories) < 2:
+        raise LabelError(
+            f"At least two labels are needed to sort; got {len(categories)}"
+            + (f" ({categories[0]!r})" if categories else "")
+            + '. Separate labels with commas, as in "cat,dog".'
+        )
+
+
+def labels_from_list(labels: Sequence[object], template: str) -> LabelSet:
+    """Labels each filled into `template` (the pipeline's way)."""
+    categories = [_clean(label, "A label") for label in labels]
+    _check_categories(categories)
+    prompts = tuple((template.format(category),) for category in categories)
+    return LabelSet(tuple(categories), prompts, template)
+
+
+def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
+    """Category -> prompt or list of prompts, prompts used as written."""
+    categories: list[str] = []
+    prompts: list[tuple[str, ...]] = []
+    for raw_category, raw_prompts in mapping.items():
+        category = _clean(raw_category, "A category name")
+        items = [raw_prompts] if isinstance(raw_prompts, str) else raw_prompts
+        if not isinstance(items, Sequence) or not items:
+            raise LabelError(f"The category {category!r} needs at least one prompt (a text or a list of texts).")
+        group = tuple(_clean(item, f"A prompt of {category!r}") for item in items)
+        if any(not prompt for prompt in group):
+            raise LabelError(f"The category {category!r} has an empty prompt.")
+        categories.append(category)
+        prompts.append(group)
+    _check_categories(categories)
+    owner: dict[str, str] = {}
+    for category, group in zip(categories, prompts):
+        for prompt in group:
+            if owner.setdefault(prompt, category) != category:
+                raise LabelError(f"The prompt {prompt!r} belongs to both {owner[prompt]!r} and {category!r}; keep it in one.")
+    return LabelSet(tuple(categories), tuple(prompts), None)
+
+
+def read_labels_file(path: Path) -> LabelSet:
+    """A JSON or YAML file mapping each category to its prompts."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabelError(f"The labels file {str(path)!r} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise LabelError(f"The labels file {str(path)!r} cannot be read: {error}.") from None
+    kind = "JSON" if Path(path).suffix.lower() == ".json" else "YAML"
+    try:
+        if kind == "JSON":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as error:  # json.JSONDecodeError or yaml.YAMLError
+        raise LabelError(f"The labels file {str(path)!r} is not valid {kind}: {error}") from None
+    if not isinstance(data, Mapping):
+        raise LabelError(
+            f"The labels file {str(path)!r} must map each category to its prompts, as in"
+            ' {"cat": ["a photo of a cat"], "dog": ["a photo of a dog"]}.'
+        )
+    return labels_from_mapping(data)
+
+
+def parse_labels(labels: str | Mapping[str, object] | LabelSet | Path, template: str) -> LabelSet:
+    """Any form a user may give labels in, as a LabelSet."""
+    if isinstance(labels, LabelSet):
+        return labels
+    if isinstance(labels, Path):
+        return read_labels_file(labels)
+    if isinstance(labels, Mapping):
+        return labels_from_mapping(labels)
+    if isinstance(labels, str):
+        return labels_from_list(labels.split(","), template)
+    if isinstance(labels, Sequence):
+        return labels_from_list(labels, template)
+    raise LabelError(f"Labels must be a comma-separated text, a list, or a mapping; got {type(labels).__name__}.")

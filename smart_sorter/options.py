@@ -1,0 +1,60 @@
+"""The one set of options shared by the Python API, the command line and the notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import OptionError
+
+DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+# The transformers zero-shot image pipeline's own default, so scores match it.
+DEFAULT_TEMPLATE = "This is a photo of {}."
+OUTPUT_FILE_NAME = "output.csv"
+MANIFEST_FILE_NAME = "smart-sorter-run.json"
+
+OPERATIONS = ("copy", "move")
+PREPROCESS_MODES = ("fast", "exact")
+PROMPT_MODES = ("average", "best")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise OptionError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SortOptions:
+    """How one run sorts: everything but the source, the destination and the labels."""
+
+    model: str = DEFAULT_MODEL
+    operation: str = "copy"
+    batch_size: int = 32
+    preprocess: str = "fast"
+    template: str = DEFAULT_TEMPLATE
+    prompt_mode: str = "average"
+    top_k: int = 3
+    device: str = "auto"
+    revision: str | None = None
+    output_file: Path | None = None
+    decode_workers: int = 2
+
+    def __post_init__(self) -> None:
+        _check_choice("operation", self.operation, OPERATIONS)
+        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
+        _check_choice("prompt mode", self.prompt_mode, PROMPT_MODES)
+        if not (self.device in DEVICES or self.device.startswith(("cuda:", "mps:"))):
+            raise OptionError(f"device must be one of {', '.join(DEVICES)} or cuda:N; got {self.device!r}.")
+        if self.batch_size < 1:
+            raise OptionError(f"batch size must be at least 1; got {self.batch_size}.")
+        if self.top_k < 1:
+            raise OptionError(f"top-k must be at least 1; got {self.top_k}.")
+        if self.decode_workers < 1:
+            raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
+        rest = self.template.replace("{}", "", 1)
+        if "{}" not in self.template or "{" in rest or "}" in rest:
+            raise OptionError(
+                f"The template {self.template!r} needs exactly one {{}} where the label goes and no other "
+                'braces; write it like "This is a photo of {}.", or "{}" to use labels as written.'
+            )

@@ -1,0 +1,132 @@
+"""Images to model inputs: the model's own processor ("exact") or the same steps done cheaply ("fast").
+
+Both work in two halves so that decoding threads do the per-image part and the model's thread
+only stacks a batch: `prepare` (bytes -> array, in a worker) and `collate` (arrays -> tensor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .decoding import decode_image
+
+
+def _as_pair(size: Any) -> tuple[str, int, int]:
+    """A Hugging Face size dict as ("shortest", edge, 0) or ("exact", height, width)."""
+    get = size.get if isinstance(size, dict) else lambda key, default=None: getattr(size, key, default)
+    if get("shortest_edge") and not get("longest_edge"):
+        return ("shortest", int(get("shortest_edge")), 0)
+    if get("height") and get("width"):
+        return ("exact", int(get("height")), int(get("width")))
+    raise ValueError(f"unsupported size {size!r}")
+
+
+def _pillow_resample(value: Any) -> int:
+    """Pillow's filter for a processor's `resample`, which is a Pillow enum or a torchvision mode."""
+    if value is None:
+        return int(Image.Resampling.BILINEAR)
+    if isinstance(value, int):
+        return int(value)
+    name = str(getattr(value, "value", value)).upper()
+    return int(Image.Resampling[name])
+
+
+@dataclass(frozen=True)
+class FastPlan:
+    """The resize, crop and normalisation a CLIP-style image processor applies, as plain numbers."""
+
+    resize: tuple[str, int, int]
+    crop: tuple[int, int] | None
+    resample: int
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_processor(cls, processor: Any) -> FastPlan | None:
+        """The plan for `processor`, or None when it does something this plan cannot copy."""
+        try:
+            if not getattr(processor, "do_resize", False) or getattr(processor, "do_pad", False):
+                return None
+            resize = _as_pair(processor.size)
+            crop = None
+            if getattr(processor, "do_center_crop", False):
+                _, crop_h, crop_w = _as_pair(processor.crop_size)
+                crop = (crop_h, crop_w)
+            scale = float(processor.rescale_factor) if getattr(processor, "do_rescale", False) else 1.0
+            normalize = getattr(processor, "do_normalize", False)
+            mean = tuple(float(v) for v in processor.image_mean) if normalize else (0.0, 0.0, 0.0)
+            std = tuple(float(v) for v in processor.image_std) if normalize else (1.0, 1.0, 1.0)
+            resample = _pillow_resample(getattr(processor, "resample", None))
+        except (AttributeError, TypeError, ValueError, KeyError):
+            return None
+        if len(mean) != 3 or len(std) != 3:
+            return None
+        return cls(resize, crop, resample, scale, mean, std)
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """Width and height after the resize step, rounded as transformers rounds them."""
+        kind, first, second = self.resize
+        if kind == "exact":
+            return second, first
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(first * long / short)
+        return (first, new_long) if width <= height else (new_long, first)
+
+    def draft_size(self) -> tuple[int, int]:
+        """A size every resize target covers whatever the orientation, for JPEG draft decoding."""
+        kind, first, second = self.resize
+        edge = first if kind == "shortest" else max(first, second)
+        return (edge, edge)
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """Resize and crop one RGB image; uint8 HWC, normalised later for a whole batch at once."""
+        size = self.resized_size(*image.size)
+        if image.size != size:
+            image = image.resize(size, resample=self.resample)
+        if self.crop is not None:
+            crop_h, crop_w = self.crop
+            width, height = image.size
+            if crop_w <= width and crop_h <= height:
+                left, top = (width - crop_w) // 2, (height - crop_h) // 2
+                image = image.crop((left, top, left + crop_w, top + crop_h))
+            else:  # smaller than the crop: pad with black as transformers does
+                canvas = Image.new("RGB", (crop_w, crop_h))
+                canvas.paste(image, ((crop_w - width + 1) // 2, (crop_h - height + 1) // 2))
+                image = canvas
+        return np.asarray(image, dtype=np.uint8)
+
+
+class Preprocessor:
+    """Builds `pixel_values` for a model from image file bytes."""
+
+    def __init__(self, processor: Any, mode: str) -> None:
+        self.processor = processor
+        self.plan = FastPlan.from_processor(processor) if mode == "fast" else None
+        self.mode = "fast" if self.plan is not None else "exact"
+
+    def prepare(self, data: bytes) -> np.ndarray:
+        """Decode and prepare one image (thread-safe; runs in decoding workers)."""
+        if self.plan is not None:
+            return self.plan.pixels(decode_image(data, draft_size=self.plan.draft_size()))
+        image = decode_image(data)
+        values = self.processor(images=[image], return_tensors="np")["pixel_values"][0]
+        return np.asarray(values, dtype=np.float32)
+
+    def collate(self, arrays: list[np.ndarray]):
+        """Stack prepared images into one float32 NCHW tensor."""
+        import torch
+
+        batch = torch.from_numpy(np.stack(arrays))
+        if self.plan is None:
+            return batch
+        batch = batch.permute(0, 3, 1, 2).to(torch.float32)
+        plan = self.plan
+        mean = torch.tensor(plan.mean).view(1, 3, 1, 1) / plan.scale
+        std = torch.tensor(plan.std).view(1, 3, 1, 1) / plan.scale
+        # (x * scale - mean) / std, folded into one subtract and one divide
+        return ((batch - mean) / std).contiguous()

@@ -1,0 +1,126 @@
+"""What a run did: output.csv rows written as the run goes, the JSON run manifest, the result object."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DestinationError
+
+BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt")
+STATUSES = ("sorted", "uncertain", "error")
+
+
+def csv_columns(top_k: int) -> tuple[str, ...]:
+    """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`."""
+    runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
+    return BASE_COLUMNS + runners_up
+
+
+class CsvLog:
+    """output.csv, opened once and appended to as files are done, so a crash keeps what was done."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+        try:
+            self._handle = open(path, "x", newline="", encoding="utf-8")
+        except FileExistsError:
+            raise DestinationError(
+                f"{str(path)!r} already exists from an earlier run; choose another destination or --output_file,"
+                " or move that file away."
+            ) from None
+        except OSError as error:
+            raise DestinationError(f"Cannot write {str(path)!r}: {error.strerror or error}.") from None
+        self._writer = csv.DictWriter(self._handle, fieldnames=columns, extrasaction="ignore")
+        self._writer.writeheader()
+        self._handle.flush()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.writerows(rows)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write the run manifest whole: a new name first, then renamed over the previous version of itself."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+@dataclass
+class SortResult:
+    """The outcome of `sort_images`: the table of output.csv and where things were written."""
+
+    table: Any  # pandas.DataFrame with the columns of output.csv
+    csv_path: Path
+    manifest_path: Path
+    destination: Path
+    seconds: float
+    label_counts: dict[str, int] = field(default_factory=dict)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+
+    @property
+    def errors(self) -> int:
+        return self.status_counts.get("error", 0)
+
+    def summary(self) -> str:
+        """A short human summary: files per label, errors, time and where the table is."""
+        total = sum(self.status_counts.values())
+        rate = f", {total / self.seconds:.1f} images/s" if self.seconds > 0 and total else ""
+        lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {self.seconds:.1f} s{rate}."]
+        width = max((len(label) for label in self.label_counts), default=0)
+        for label, count in self.label_counts.items():
+            lines.append(f"  {label:<{width}}  {count}")
+        if self.errors:
+            lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
+        if self.stopped_early:
+            lines.append("  The run stopped early; output.csv lists the files done so far.")
+        lines.append(f"Table: {self.csv_path}")
+        return "\n".join(lines)
+
+
+def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
+    """Files per label (in the user's order) and per status."""
+    labels = Counter(row["label"] for row in rows if row["status"] == "sorted")
+    statuses = Counter(row["status"] for row in rows)
+    return {label: labels.get(label, 0) for label in categories}, dict(statuses)
+
+
+def make_row(
+    relative: str,
+    sha256: str,
+    *,
+    categories: tuple[str, ...] = (),
+    order: tuple[int, ...] = (),
+    probabilities: tuple[float, ...] = (),
+    prompt: str = "",
+    destination: str = "",
+    status: str = "sorted",
+    error: str = "",
+) -> dict[str, Any]:
+    """One output.csv row; `order`/`probabilities` are the ranked categories (empty for an error)."""
+    row: dict[str, Any] = {
+        "file": relative,
+        "label": categories[order[0]] if order else "",
+        "score": probabilities[0] if order else None,
+        "destination": destination,
+        "status": status,
+        "error": error,
+        "sha256": sha256,
+        "prompt": prompt,
+    }
+    for rank, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
+        row[f"label_{rank}"] = categories[index]
+        row[f"score_{rank}"] = probability
+    return row

@@ -1,0 +1,340 @@
+"""The run: find images, decode them ahead in threads, embed in batches, score, place, record."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .decoding import decode_image
+from .encoder import DualEncoder, PipelineClassifier, load_encoder
+from .errors import DecodeError, DestinationError, PlacementError, SourceError
+from .finding import FoundFile, find_images
+from .folders import folder_path, label_folders
+from .labels import LabelSet, parse_labels
+from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
+from .placing import place_file
+from .preprocessing import Preprocessor
+from .results import CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
+from .scoring import Scores, rank, score_images, scores_from_prompt_probabilities
+
+Notify = Callable[[str], None]
+SLOW_RUN_SECONDS = 600
+
+
+@dataclass
+class Prepared:
+    """One file after the decoding worker: its hash and model input, or why it failed."""
+
+    found: FoundFile
+    sha256: str
+    pixels: Any = None
+    error: str = ""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "smart-sorter": __version__}
+    for package in ("torch", "transformers", "pillow", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
+    if not source.exists():
+        raise SourceError(f"The source folder {str(source)!r} does not exist; check the path.")
+    if not source.is_dir():
+        raise SourceError(f"The source {str(source)!r} is a file, not a folder; give the folder that holds the images.")
+    source, destination = source.resolve(), destination.resolve()
+    if destination.exists() and not destination.is_dir():
+        raise DestinationError(f"The destination {str(destination)!r} is a file; give a folder.")
+    if source == destination or destination in source.parents:
+        raise DestinationError(
+            f"The source {str(source)!r} lies inside the destination {str(destination)!r}; sorting would mix"
+            " sorted and unsorted files. Choose a destination outside the source."
+        )
+    return source, destination
+
+
+def prepared_stream(
+    files: Iterable[FoundFile], prepare: Callable[[bytes], Any], *, workers: int, lookahead: int
+) -> Iterator[Prepared]:
+    """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order."""
+
+    def work(found: FoundFile) -> Prepared:
+        try:
+            data = found.path.read_bytes()
+        except OSError as error:
+            return Prepared(found, "", error=f"cannot read file: {error.strerror or error}")
+        prepared = Prepared(found, hashlib.sha256(data).hexdigest())
+        try:
+            prepared.pixels = prepare(data)
+        except DecodeError as error:
+            prepared.error = str(error)
+        except MemoryError:
+            prepared.error = "image too large for the memory available"
+        return prepared
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smart-sorter-decode") as pool:
+        iterator = iter(files)
+        pending: deque[Future[Prepared]] = deque(pool.submit(work, found) for found in islice(iterator, lookahead))
+        while pending:
+            done = pending.popleft().result()
+            for found in islice(iterator, 1):
+                pending.append(pool.submit(work, found))
+            yield done
+
+
+def _chunks(items: Iterator[Prepared], size: int) -> Iterator[list[Prepared]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+class Sorter:
+    """Runs one sorting job with a given encoder; the model is loaded on first need if not given."""
+
+    def __init__(
+        self,
+        options: SortOptions,
+        *,
+        encoder: DualEncoder | PipelineClassifier | None = None,
+        notify: Notify | None = None,
+        progress: bool = True,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self._encoder = encoder
+        self.notify = notify or (lambda message: None)
+        self.progress = progress
+        self.stop = stop or threading.Event()
+
+    @property
+    def encoder(self) -> DualEncoder | PipelineClassifier:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.options.model, device=self.options.device, revision=self.options.revision)
+        return self._encoder.load()
+
+    def _scorer(self, labels: LabelSet) -> tuple[Callable[[bytes], Any], Callable[[list[Any]], Scores]]:
+        """(prepare one file's bytes, score a batch of prepared images) for this encoder."""
+        encoder = self.encoder
+        prompts = list(labels.all_prompts)
+        owner = labels.prompt_owner
+        if isinstance(encoder, PipelineClassifier):
+
+            def score_pipeline(images: list[Any]) -> Scores:
+                probabilities = encoder.classify(images, prompts, self.options.batch_size)
+                return scores_from_prompt_probabilities(probabilities, owner)
+
+            return decode_image, score_pipeline
+
+        preprocessor = Preprocessor(encoder.image_processor, self.options.preprocess)
+        prompt_embeddings = encoder.embed_texts(prompts)
+        head = encoder.head
+
+        def score_dual(pixels: list[Any]) -> Scores:
+            image_embeddings = encoder.embed_images(preprocessor.collate(pixels))
+            return score_images(image_embeddings, prompt_embeddings, owner, head, prompt_mode=self.options.prompt_mode)
+
+        return preprocessor.prepare, score_dual
+
+    def run(self, source: Path, destination: Path, labels: str | Mapping[str, object] | LabelSet | Path) -> SortResult:
+        options = self.options
+        source, destination = _check_paths(Path(source), Path(destination))
+        label_set = parse_labels(labels, options.template)
+        folders = label_folders(label_set.categories)
+        folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
+        for warning in label_set.warnings():
+            self.notify(warning)
+        scan = find_images(source, exclude=(destination,))
+        if not scan.files:
+            raise SourceError(
+                f"No images found in {str(source)!r}"
+                + (f" ({scan.skipped_other} other files skipped)" if scan.skipped_other else "")
+                + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted."
+            )
+        try:
+            destination.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DestinationError(f"Cannot create the destination {str(destination)!r}: {error.strerror or error}.")
+        csv_path = Path(options.output_file) if options.output_file else destination / OUTPUT_FILE_NAME
+        manifest_path = destination / MANIFEST_FILE_NAME
+        log = CsvLog(csv_path, csv_columns(options.top_k))
+        manifest: dict[str, Any] = {
+            "tool": "smart-sorter",
+            "status": "running",
+            "source": str(source),
+            "destination": str(destination),
+            "output_file": str(csv_path),
+            "labels": list(label_set.categories),
+            "prompts": label_set.as_dict(),
+            "template": label_set.template,
+            "folders": folders,
+            "options": asdict(options),
+            "versions": _versions(),
+            "started": _now(),
+            "files_found": len(scan.files),
+            "other_files_skipped": scan.skipped_other,
+        }
+        started = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        status = "interrupted"
+        try:
+            encoder = self.encoder
+            manifest["model"] = {"id": options.model, "revision": encoder.revision_id, "kind": encoder.kind}
+            write_manifest(manifest_path, manifest)
+            self._sort(scan.files, label_set, folder_paths, destination, log, rows)
+            status = "stopped" if self.stop.is_set() else "finished"
+        finally:
+            log.close()
+            seconds = time.perf_counter() - started
+            label_counts, status_counts = count_rows(rows, label_set.categories)
+            manifest.update(status=status, finished=_now(), seconds=round(seconds, 3))
+            manifest.update(label_counts=label_counts, status_counts=status_counts)
+            write_manifest(manifest_path, manifest)
+        import pandas as pd
+
+        return SortResult(
+            table=pd.DataFrame(rows, columns=list(log.columns)),
+            csv_path=csv_path,
+            manifest_path=manifest_path,
+            destination=destination,
+            seconds=seconds,
+            label_counts=label_counts,
+            status_counts=status_counts,
+            stopped_early=status != "finished",
+        )
+
+    def _sort(
+        self,
+        files: tuple[FoundFile, ...],
+        labels: LabelSet,
+        folder_paths: dict[str, Path],
+        destination: Path,
+        log: CsvLog,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        options = self.options
+        prepare, score = self._scorer(labels)
+        prompts = labels.all_prompts
+
+        def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
+            rankings = iter(rank(scores.probabilities, options.top_k) if scores is not None else ())
+            best_prompts = iter(scores.best_prompt if scores is not None else ())
+            done = []
+            for item in chunk:
+                if item.error:
+                    done.append(make_row(item.found.relative, item.sha256, status="error", error=item.error))
+                    continue
+                ranking, best = next(rankings), next(best_prompts)
+                label = labels.categories[ranking.order[0]]
+                row = make_row(
+                    item.found.relative,
+                    item.sha256,
+                    categories=labels.categories,
+                    order=ranking.order,
+                    probabilities=ranking.probabilities,
+                    prompt=prompts[best[ranking.order[0]]],
+                )
+                try:
+                    placed = place_file(item.found.path, folder_paths[label], options.operation, item.sha256)
+                    row["destination"] = placed.relative_to(destination).as_posix()
+                except PlacementError as error:
+                    row.update(status="error", error=str(error))
+                done.append(row)
+            log.write(done)
+            rows.extend(done)
+
+        stream = prepared_stream(files, prepare, workers=options.decode_workers, lookahead=2 * options.batch_size)
+        bar = tqdm(total=len(files), unit="img", disable=not self.progress, desc="Sorting", dynamic_ncols=True)
+        first_batch_at = time.perf_counter()
+        # One placing thread: files are copied while the model embeds the next batch, in order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
+            placing: Future[None] | None = None
+            for number, chunk in enumerate(_chunks(stream, options.batch_size)):
+                images = [item.pixels for item in chunk if not item.error]
+                scores = score(images) if images else None
+                if placing is not None:
+                    placing.result()  # raises DiskFullError and stops the run
+                placing = placer.submit(place_and_record, chunk, scores)
+                bar.update(len(chunk))
+                if number == 0:
+                    self._advise_on_speed(len(chunk), time.perf_counter() - first_batch_at, len(files))
+                if self.stop.is_set():
+                    break
+            if placing is not None:
+                placing.result()
+        bar.close()
+
+    def _advise_on_speed(self, done: int, seconds: float, total: int) -> None:
+        rate = done / max(seconds, 1e-9)
+        expected = total / rate
+        if expected < SLOW_RUN_SECONDS:
+            return
+        advice = f"At about {rate:.1f} images/s this run will take about {expected / 60:.0f} minutes."
+        if getattr(self.encoder, "device", None) is not None and str(self.encoder.device) == "cpu":
+            advice += " It runs on the CPU: a GPU, or the smaller openai/clip-vit-base-patch32, is much faster."
+        self.notify(advice)
+
+
+def sort_images(
+    source: str | Path,
+    destination: str | Path,
+    labels: str | Mapping[str, object] | LabelSet | Path,
+    *,
+    model: str = DEFAULT_MODEL,
+    operation: str = "copy",
+    batch_size: int = 32,
+    preprocess: str = "fast",
+    template: str = DEFAULT_TEMPLATE,
+    prompt_mode: str = "average",
+    top_k: int = 3,
+    device: str = "auto",
+    revision: str | None = None,
+    output_file: str | Path | None = None,
+    decode_workers: int = 2,
+    notify: Notify | None = None,
+    progress: bool = True,
+    encoder: DualEncoder | PipelineClassifier | None = None,
+    stop: threading.Event | None = None,
+) -> SortResult:
+    """Sort the images under `source` into `destination/<label>/` and write output.csv.
+
+    `labels` is a comma-separated text ("cat,dog"), a list, a mapping of category -> prompts, or
+    the `Path` of a JSON/YAML labels file. `notify` receives advice (long labels, a slow run);
+    `encoder` reuses an already loaded model; setting `stop` ends the run after the current batch.
+    """
+    options = SortOptions(
+        model=model,
+        operation=operation,
+        batch_size=batch_size,
+        preprocess=preprocess,
+        template=template,
+        prompt_mode=prompt_mode,
+        top_k=top_k,
+        device=device,
+        revision=revision,
+        output_file=Path(output_file) if output_file is not None else None,
+        decode_workers=decode_workers,
+    )
+    runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop)
+    return runner.run(Path(source), Path(destination), labels)
