@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,6 +19,9 @@ except ImportError:  # pragma: no cover - depends on the installation
     pass
 
 _WHITE = (255, 255, 255)
+# decode_image refuses images over Pillow's limit itself, with a row in output.csv; the warning
+# Pillow would print for them on the way only adds noise to the user's screen.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -60,30 +64,23 @@ def decode_image(data: bytes, *, draft_size: tuple[int, int] | None = None) -> I
         raise DecodeError("empty file (0 bytes)")
     try:
         image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as error:
-        raise DecodeError(f"image too large to decode safely ({error})") from error
-    except Image.UnidentifiedImageError as error:
-        kind = sniff_image_format(data[:16])
-        reason = f"{kind} header but unreadable content" if kind else "not an image file"
-        raise DecodeError(reason) from error
-    except (OSError, ValueError, SyntaxError) as error:
-        raise DecodeError(f"unreadable image: {error}") from error
-    width, height = image.size
-    if width * height > Image.MAX_IMAGE_PIXELS:
-        raise DecodeError(
-            f"image too large to decode safely ({width}x{height} pixels, limit {Image.MAX_IMAGE_PIXELS})"
-        )
-    try:
+        width, height = image.size
+        if width * height > Image.MAX_IMAGE_PIXELS:
+            raise DecodeError(
+                f"image too large to decode safely ({width}x{height} pixels, limit {Image.MAX_IMAGE_PIXELS})"
+            )
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
         image.seek(0)
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        return to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as error:
         raise DecodeError(f"image too large to decode safely ({error})") from error
+    except Image.UnidentifiedImageError as error:
+        kind = sniff_image_format(data[:16])
+        raise DecodeError(f"{kind} header but unreadable content" if kind else "not an image file") from error
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
         reason = str(error) or type(error).__name__
-        if "truncated" in reason:
+        if "truncated" in reason.lower():
             reason = "truncated file: the image data ends early"
         raise DecodeError(f"unreadable image: {reason}") from error

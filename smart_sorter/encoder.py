@@ -59,6 +59,7 @@ def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, A
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
@@ -73,6 +74,17 @@ def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, A
 def _embedding(output: Any):
     """transformers 5 returns an output object whose pooler_output is the projected embedding."""
     return output if hasattr(output, "shape") else output.pooler_output
+
+
+def _describe(encoder: Any, network: Any, device: str) -> dict[str, Any]:
+    return {
+        "id": encoder.model_id,
+        "revision": encoder.revision or getattr(network.config, "_commit_hash", None),
+        "model_type": network.config.model_type,
+        "kind": encoder.kind,
+        "device": device,
+        "dtype": str(next(network.parameters()).dtype).replace("torch.", ""),
+    }
 
 
 def is_dual_encoder(network: Any) -> bool:
@@ -135,18 +147,18 @@ class DualEncoder:
     def model_type(self) -> str:
         return self.network.config.model_type
 
-    @property
-    def revision_id(self) -> str | None:
-        return self.revision or getattr(self.network.config, "_commit_hash", None)
+    def describe(self) -> dict[str, Any]:
+        """What the run manifest records of the model."""
+        return _describe(self, self.network, str(self.device))
 
     @property
     def head(self) -> ScoreHead:
         network = self.network
         if hasattr(network, "logit_scale"):
-            scale = float(network.logit_scale.float().exp())
+            scale = float(network.logit_scale.detach().float().exp())
         else:  # ALIGN divides by a temperature instead
-            scale = 1.0 / float(network.temperature.float())
-        bias = float(network.logit_bias.float()) if hasattr(network, "logit_bias") else 0.0
+            scale = 1.0 / float(network.temperature.detach().float())
+        bias = float(network.logit_bias.detach().float()) if hasattr(network, "logit_bias") else 0.0
         return ScoreHead(scale, bias, "sigmoid" if "siglip" in self.model_type else "softmax")
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -212,9 +224,8 @@ class PipelineClassifier:
         self.pipe  # noqa: B018
         return self
 
-    @property
-    def revision_id(self) -> str | None:
-        return self.revision or getattr(self.pipe.model.config, "_commit_hash", None)
+    def describe(self) -> dict[str, Any]:
+        return _describe(self, self.pipe.model, str(self.pipe.device))
 
     def classify(self, images: list[Any], prompts: list[str], batch_size: int) -> np.ndarray:
         """Probabilities over `prompts` for each PIL image, in the order of `prompts`."""

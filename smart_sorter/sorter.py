@@ -198,7 +198,7 @@ class Sorter:
         status = "interrupted"
         try:
             encoder = self.encoder
-            manifest["model"] = {"id": options.model, "revision": encoder.revision_id, "kind": encoder.kind}
+            manifest["model"] = encoder.describe()
             write_manifest(manifest_path, manifest)
             self._sort(scan.files, label_set, folder_paths, destination, log, rows)
             status = "stopped" if self.stop.is_set() else "finished"

@@ -1,0 +1,53 @@
+"""Session-wide tiny models (built once, loaded by path like a user's model) and image helpers."""
+
+from __future__ import annotations
+
+import os
+
+# No network here or in CI: fail fast instead of retrying the Hub for half a minute.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.factories import noise_image, save_clip, save_siglip  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "telegram-32"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A random-weight CLIP: proves the plumbing, not the sorting."""
+    return save_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip(tmp_path_factory) -> Path:
+    return save_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def toy_clip(tmp_path_factory) -> Path:
+    """A tiny CLIP trained on coloured shapes: proves that sorting sorts."""
+    from tests.toy_clip import train_toy_clip
+
+    return train_toy_clip(tmp_path_factory.mktemp("toy-clip"))
+
+
+@pytest.fixture
+def photo_folder(tmp_path) -> Path:
+    """Six small random photos, two in a subfolder."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for index in range(6):
+        target = folder / ("sub" if index >= 4 else "") / f"photo_{index}.jpg"
+        noise_image(index).save(target, quality=90)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"the telegram-32 corpus is not at {CORPUS}")
+    return CORPUS
