@@ -1,0 +1,170 @@
+"""The model layer against the transformers pipeline, on tiny models loaded by path."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from smart_sorter import sort_images
+from smart_sorter.encoder import DualEncoder, PipelineClassifier, load_encoder, load_model_parts
+from smart_sorter.errors import ModelError
+from smart_sorter.preprocessing import Preprocessor
+from tests.factories import noise_image
+
+LABELS = ["screenshot of a newspaper article", "a picture of a person", "a picture of a politician", "memes"]
+
+
+@pytest.fixture(scope="module")
+def mixed_images(tmp_path_factory, corpus):
+    """Real Telegram JPEGs plus a PNG and a portrait JPEG."""
+    folder = tmp_path_factory.mktemp("mixed")
+    for path in sorted(corpus.iterdir())[:6]:
+        shutil.copy(path, folder / path.name)
+    noise_image(7, size=(90, 50)).save(folder / "wide.png")
+    noise_image(8, size=(40, 120)).save(folder / "tall.jpg")
+    return folder
+
+
+def pipeline_scores(model_path, folder, labels):
+    from transformers import pipeline
+
+    classify = pipeline("zero-shot-image-classification", model=str(model_path))
+    scores = {}
+    for path in sorted(folder.iterdir()):
+        result = classify(str(path), candidate_labels=labels)
+        scores[path.name] = {item["label"]: item["score"] for item in result}
+    return scores
+
+
+def sorted_scores(table, labels):
+    scores = {}
+    for _, row in table.iterrows():
+        ranked = [(row["label"], row["score"])] + [
+            (row[f"label_{k}"], row[f"score_{k}"]) for k in range(2, len(labels) + 1)
+        ]
+        scores[row["file"]] = dict(ranked)
+    return scores
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_clip", "tiny_siglip"])
+def test_exact_preprocessing_matches_the_pipeline(request, model_fixture, mixed_images, tmp_path):
+    model_path = request.getfixturevalue(model_fixture)
+    result = sort_images(
+        mixed_images, tmp_path / "out", LABELS, model=str(model_path), preprocess="exact",
+        top_k=len(LABELS), batch_size=3, progress=False,
+    )
+    ours = sorted_scores(result.table, LABELS)
+    theirs = pipeline_scores(model_path, mixed_images, LABELS)
+    assert ours.keys() == theirs.keys()
+    spread = []
+    for name in theirs:
+        for label in LABELS:
+            assert ours[name][label] == pytest.approx(theirs[name][label], abs=1e-4), (name, label)
+            spread.append(theirs[name][label])
+    assert np.ptp(spread) > 0.01  # the model tells labels apart, so equality means something
+
+
+@pytest.mark.parametrize("processor_class", ["CLIPImageProcessor", "SiglipImageProcessor"])
+def test_fast_pixels_stay_close_to_the_models_processor_at_real_size(processor_class, mixed_images):
+    import transformers
+
+    processor = getattr(transformers, processor_class)()  # 224 px, as the real models
+    fast, exact = Preprocessor(processor, "fast"), Preprocessor(processor, "exact")
+    assert fast.mode == "fast" and exact.mode == "exact"
+    for path in sorted(mixed_images.iterdir()):
+        data = path.read_bytes()
+        fast_pixels = fast.collate([fast.prepare(data)]).numpy()
+        exact_pixels = exact.collate([exact.prepare(data)]).numpy()
+        assert fast_pixels.shape == exact_pixels.shape == (1, 3, 224, 224)
+        assert np.abs(fast_pixels - exact_pixels).mean() < 0.02, path.name
+
+
+def test_fast_embeddings_stay_close_to_exact(tiny_clip, mixed_images):
+    encoder = DualEncoder(str(tiny_clip), device="cpu").load()
+    fast = Preprocessor(encoder.image_processor, "fast")
+    exact = Preprocessor(encoder.image_processor, "exact")
+    for path in sorted(mixed_images.iterdir()):
+        data = path.read_bytes()
+        fast_embedding = encoder.embed_images(fast.collate([fast.prepare(data)]))[0]
+        exact_embedding = encoder.embed_images(exact.collate([exact.prepare(data)]))[0]
+        cosine = fast_embedding @ exact_embedding / np.linalg.norm(fast_embedding) / np.linalg.norm(exact_embedding)
+        assert cosine > 0.995, path.name
+
+
+def test_fast_equals_exact_when_no_draft_decoding_applies(tiny_clip, mixed_images):
+    encoder = DualEncoder(str(tiny_clip), device="cpu").load()
+    fast = Preprocessor(encoder.image_processor, "fast")
+    exact = Preprocessor(encoder.image_processor, "exact")
+    data = (mixed_images / "wide.png").read_bytes()
+    np.testing.assert_allclose(
+        fast.collate([fast.prepare(data)]).numpy(), exact.collate([exact.prepare(data)]).numpy(), atol=1e-5
+    )
+
+
+def test_label_texts_are_embedded_once_per_run(tiny_clip, mixed_images, tmp_path, monkeypatch):
+    encoder = DualEncoder(str(tiny_clip), device="cpu").load()
+    calls = []
+    original = encoder.embed_texts
+    monkeypatch.setattr(encoder, "embed_texts", lambda texts: calls.append(texts) or original(texts))
+    sort_images(mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=encoder, batch_size=2,
+                progress=False)
+    assert len(calls) == 1 and len(calls[0]) == len(LABELS)
+
+
+def test_half_precision_runs_on_the_cpu_close_to_full(tiny_clip, mixed_images):
+    import torch
+
+    full = DualEncoder(str(tiny_clip), device="cpu").load()
+    half = DualEncoder(str(tiny_clip), device="cpu", dtype=torch.float16).load()
+    assert half.describe()["dtype"] == "float16"
+    prepare = Preprocessor(full.image_processor, "fast")
+    batch = prepare.collate([prepare.prepare(p.read_bytes()) for p in sorted(mixed_images.iterdir())])
+    np.testing.assert_allclose(half.embed_images(batch), full.embed_images(batch), atol=0.05)
+
+
+def test_the_pipeline_fallback_scores_like_the_pipeline(tiny_clip, mixed_images, tmp_path):
+    parts = load_model_parts(str(tiny_clip))
+    classifier = PipelineClassifier(str(tiny_clip), device="cpu", parts=parts)
+    result = sort_images(
+        mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=classifier, top_k=len(LABELS),
+        batch_size=4, progress=False,
+    )
+    ours = sorted_scores(result.table, LABELS)
+    theirs = pipeline_scores(tiny_clip, mixed_images, LABELS)
+    for name in theirs:
+        for label in LABELS:
+            assert ours[name][label] == pytest.approx(theirs[name][label], abs=1e-4)
+    assert result.table["status"].eq("sorted").all()
+
+
+def test_load_encoder_picks_the_dual_path_for_clip_and_siglip(tiny_clip, tiny_siglip):
+    assert isinstance(load_encoder(str(tiny_clip), device="cpu"), DualEncoder)
+    siglip = load_encoder(str(tiny_siglip), device="cpu")
+    assert isinstance(siglip, DualEncoder) and siglip.head.activation == "sigmoid"
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("no-such-org/no-such-model", "HF_HUB_OFFLINE"),
+        ("./missing/model/folder", "does not exist"),
+    ],
+)
+def test_unreachable_models_give_a_sentence(model, message):
+    with pytest.raises(ModelError, match=message):
+        load_model_parts(model)
+
+
+def test_a_folder_that_is_not_a_model_is_explained(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ModelError, match="not a zero-shot image classification model"):
+        load_model_parts(str(tmp_path))
+
+
+def test_asking_for_cuda_without_a_gpu_is_explained(tiny_clip):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelError, match="no CUDA GPU"):
+        DualEncoder(str(tiny_clip), device="cuda").load()
