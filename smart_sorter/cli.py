@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument(
         "--labels-file", "--labels_file", type=Path, help="JSON or YAML file mapping each category to its prompts"
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"Hugging Face model id or local folder ({DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"Hugging Face model id or local folder ({DEFAULT_MODEL})"
+    )
     parser.add_argument("--operation", choices=OPERATIONS, default="copy", help="copy (default) or move the files")
     parser.add_argument(
         "--output_file", "--output-file", type=Path, help="where to write the table (default: DESTINATION/output.csv)"

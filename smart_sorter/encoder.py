@@ -41,8 +41,12 @@ def _load_error(model: str, error: Exception) -> ModelError:
             " Pick a CLIP or SigLIP model, such as openai/clip-vit-base-patch32."
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    reason = "offline mode (HF_HUB_OFFLINE=1) is on and it is not in the local cache" if offline else (
-        "the Hugging Face Hub could not be reached, or has no model of that name, and it is not in the local cache"
+    reason = (
+        "offline mode (HF_HUB_OFFLINE=1) is on and it is not in the local cache"
+        if offline
+        else (
+            "the Hugging Face Hub could not be reached, or has no model of that name, and it is not in the local cache"
+        )
     )
     return ModelError(
         f"Could not load the model {model!r}: {reason}. Check the name, or pass the path of a local model folder;"

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .dib .tif .tiff .heic .heif .avif".split()
+    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"]
+    + [".heic", ".heif", ".avif"]
 )
 _SNIFF_BYTES = 16
 

@@ -97,7 +97,9 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
     for category, group in zip(categories, prompts):
         for prompt in group:
             if owner.setdefault(prompt, category) != category:
-                raise LabelError(f"The prompt {prompt!r} belongs to both {owner[prompt]!r} and {category!r}; keep it in one.")
+                raise LabelError(
+                    f"The prompt {prompt!r} belongs to both {owner[prompt]!r} and {category!r}; keep it in one."
+                )
     return LabelSet(tuple(categories), tuple(prompts), None)
 
 

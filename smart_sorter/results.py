@@ -29,7 +29,7 @@ class CsvLog:
         self.path = path
         self.columns = columns
         try:
-            self._handle = open(path, "x", newline="", encoding="utf-8")
+            self._handle = open(path, "x", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run
         except FileExistsError:
             raise DestinationError(
                 f"{str(path)!r} already exists from an earlier run; choose another destination or --output_file,"

@@ -173,7 +173,8 @@ class Sorter:
         try:
             destination.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DestinationError(f"Cannot create the destination {str(destination)!r}: {error.strerror or error}.")
+            reason = error.strerror or error
+            raise DestinationError(f"Cannot create the destination {str(destination)!r}: {reason}.") from None
         csv_path = Path(options.output_file) if options.output_file else destination / OUTPUT_FILE_NAME
         manifest_path = destination / MANIFEST_FILE_NAME
         log = CsvLog(csv_path, csv_columns(options.top_k))

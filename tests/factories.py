@@ -98,23 +98,50 @@ def save_siglip(folder: Path, *, image_size: int = 32, seed: int = 0) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sentences = [
-        "This is a photo of a cat.", "This is a photo of a dog.", "a red circle", "a blue square",
-        "screenshot of a newspaper article", "a picture of a person", "memes and computer-generated images",
-        "a green triangle on a white background", "soldiers, tanks and damaged buildings",
+        "This is a photo of a cat.",
+        "This is a photo of a dog.",
+        "a red circle",
+        "a blue square",
+        "screenshot of a newspaper article",
+        "a picture of a person",
+        "memes and computer-generated images",
+        "a green triangle on a white background",
+        "soldiers, tanks and damaged buildings",
     ] * 10
     model_file = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences), model_writer=model_file, vocab_size=64, model_type="unigram",
-        character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2,
+        sentence_iterator=iter(sentences),
+        model_writer=model_file,
+        vocab_size=64,
+        model_type="unigram",
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        hard_vocab_limit=False,
+        minloglevel=2,
     )
     (folder / "spiece-source.model").write_bytes(model_file.getvalue())
     tokenizer = SiglipTokenizer(str(folder / "spiece-source.model"))
     torch.manual_seed(seed)
     config = SiglipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=64),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+        ),
     )
     SiglipModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

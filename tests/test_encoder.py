@@ -50,8 +50,14 @@ def sorted_scores(table, labels):
 def test_exact_preprocessing_matches_the_pipeline(request, model_fixture, mixed_images, tmp_path):
     model_path = request.getfixturevalue(model_fixture)
     result = sort_images(
-        mixed_images, tmp_path / "out", LABELS, model=str(model_path), preprocess="exact",
-        top_k=len(LABELS), batch_size=3, progress=False,
+        mixed_images,
+        tmp_path / "out",
+        LABELS,
+        model=str(model_path),
+        preprocess="exact",
+        top_k=len(LABELS),
+        batch_size=3,
+        progress=False,
     )
     ours = sorted_scores(result.table, LABELS)
     theirs = pipeline_scores(model_path, mixed_images, LABELS)
@@ -106,8 +112,9 @@ def test_label_texts_are_embedded_once_per_run(tiny_clip, mixed_images, tmp_path
     calls = []
     original = encoder.embed_texts
     monkeypatch.setattr(encoder, "embed_texts", lambda texts: calls.append(texts) or original(texts))
-    sort_images(mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=encoder, batch_size=2,
-                progress=False)
+    sort_images(
+        mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=encoder, batch_size=2, progress=False
+    )
     assert len(calls) == 1 and len(calls[0]) == len(LABELS)
 
 
@@ -126,8 +133,14 @@ def test_the_pipeline_fallback_scores_like_the_pipeline(tiny_clip, mixed_images,
     parts = load_model_parts(str(tiny_clip))
     classifier = PipelineClassifier(str(tiny_clip), device="cpu", parts=parts)
     result = sort_images(
-        mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=classifier, top_k=len(LABELS),
-        batch_size=4, progress=False,
+        mixed_images,
+        tmp_path / "out",
+        LABELS,
+        model=str(tiny_clip),
+        encoder=classifier,
+        top_k=len(LABELS),
+        batch_size=4,
+        progress=False,
     )
     ours = sorted_scores(result.table, LABELS)
     theirs = pipeline_scores(tiny_clip, mixed_images, LABELS)

@@ -12,7 +12,9 @@ def test_finds_images_recursively_in_sorted_order(tmp_path):
     for name in ["b.jpg", "a.png", "z/c.webp", "y/x/d.gif", "A.JPEG"]:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        fmt = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}[name.rsplit(".", 1)[1].lower()]
+        fmt = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}[
+            name.rsplit(".", 1)[1].lower()
+        ]
         path.write_bytes(image_bytes(noise_image(1), fmt))
     assert relatives(find_images(tmp_path)) == ["A.JPEG", "a.png", "b.jpg", "y/x/d.gif", "z/c.webp"]
 

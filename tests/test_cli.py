@@ -1,0 +1,302 @@
+"""The command line end to end, in-process, with tiny models loaded by path."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from smart_sorter.cli import main
+from smart_sorter.results import csv_columns
+from tests.factories import noise_image
+
+LABELS = (
+    "screenshot of a newspaper article, a picture of a person, a picture of a politician,"
+    " memes and computer-generated images"
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(*args: str) -> int:
+    return main([str(arg) for arg in args])
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, dtype=str)
+
+
+def test_sorts_the_telegram_corpus_byte_identical(corpus, tiny_clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run("--source", corpus, "--destination", out, "--labels", LABELS, "--model", tiny_clip, "--quiet") == 0
+    table = read_table(out / "output.csv")
+    assert tuple(table.columns) == csv_columns(3)
+    assert len(table) == 32 and set(table["status"]) == {"sorted"}
+    for _, row in table.iterrows():
+        source = corpus / row["file"]
+        placed = out / row["destination"]
+        assert placed.read_bytes() == source.read_bytes()
+        assert row["sha256"] == sha256(source)
+        assert placed.parent.name == row["label"]
+        assert 0.0 <= float(row["score"]) <= 1.0
+        assert float(row["score"]) >= float(row["score_2"]) >= float(row["score_3"])
+    placed_files = [p for p in out.rglob("*.jpg")]
+    assert len(placed_files) == 32
+    summary = capsys.readouterr().out
+    assert "Sorted 32 of 32 files" in summary and "output.csv" in summary
+    manifest = json.loads((out / "smart-sorter-run.json").read_text())
+    assert manifest["status"] == "finished" and manifest["files_found"] == 32
+    assert manifest["model"]["id"] == str(tiny_clip) and manifest["model"]["kind"] == "dual"
+    assert sum(manifest["label_counts"].values()) == 32
+
+
+def test_move_empties_the_source_and_every_hash_arrives(photo_folder, tiny_clip, tmp_path):
+    before = {p.relative_to(photo_folder).as_posix(): sha256(p) for p in photo_folder.rglob("*.jpg")}
+    out = tmp_path / "out"
+    assert (
+        run(
+            "--source",
+            photo_folder,
+            "--destination",
+            out,
+            "--labels",
+            "a,b",
+            "--model",
+            tiny_clip,
+            "--operation",
+            "move",
+            "--quiet",
+        )
+        == 0
+    )
+    assert not list(photo_folder.rglob("*.jpg"))
+    table = read_table(out / "output.csv")
+    assert dict(zip(table["file"], table["sha256"])) == before
+    assert sorted(sha256(out / d) for d in table["destination"]) == sorted(before.values())
+
+
+def test_unreadable_files_become_error_rows_and_the_run_finishes(photo_folder, tiny_clip, tmp_path):
+    (photo_folder / "empty.jpg").write_bytes(b"")
+    (photo_folder / "text.png").write_text("not a picture")
+    good = (photo_folder / "photo_0.jpg").read_bytes()
+    (photo_folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out"
+    assert (
+        run(
+            "--source",
+            photo_folder,
+            "--destination",
+            out,
+            "--labels",
+            "a,b",
+            "--model",
+            tiny_clip,
+            "--quiet",
+            "--batch_size",
+            "2",
+        )
+        == 0
+    )
+    table = read_table(out / "output.csv").set_index("file")
+    assert len(table) == 9
+    assert table.loc["empty.jpg", "error"] == "empty file (0 bytes)"
+    assert table.loc["text.png", "error"] == "not an image file"
+    assert "truncated" in table.loc["truncated.jpg", "error"]
+    errors = table[table["status"] == "error"]
+    assert set(errors.index) == {"empty.jpg", "text.png", "truncated.jpg"}
+    assert (errors["destination"] == "").all() and (errors["label"] == "").all()
+    assert (table[table["status"] == "sorted"]["destination"] != "").all()
+    assert (photo_folder / "empty.jpg").exists()  # never touched
+
+
+def test_strange_file_names_round_trip_through_the_csv(tmp_path, tiny_clip):
+    source = tmp_path / "src"
+    source.mkdir()
+    names = [
+        "with space.jpg",
+        "comma,name.jpg",
+        "new\nline.jpg",
+        'quote".jpg',
+        "=SUM(A1).jpg",
+        "-dash.jpg",
+        "фото.jpg",
+        "写真.jpg",
+    ]
+    for index, name in enumerate(names):
+        noise_image(index).save(source / name, format="JPEG")
+    out = tmp_path / "out"
+    assert run("--source", source, "--destination", out, "--labels", "a,b", "--model", tiny_clip, "--quiet") == 0
+    table = read_table(out / "output.csv")
+    assert sorted(table["file"]) == sorted(names)
+    for _, row in table.iterrows():
+        assert (out / row["destination"]).read_bytes() == (source / row["file"]).read_bytes()
+
+
+def test_labels_file_records_the_matched_prompt(photo_folder, tiny_clip, tmp_path):
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("noise:\n  - random noise\n  - static on a screen\nphoto:\n  - a photo of a person\n")
+    out = tmp_path / "out"
+    assert (
+        run(
+            "--source",
+            photo_folder,
+            "--destination",
+            out,
+            "--labels-file",
+            labels,
+            "--model",
+            tiny_clip,
+            "--top_k",
+            "2",
+            "--quiet",
+        )
+        == 0
+    )
+    table = read_table(out / "output.csv")
+    prompts = {"noise": {"random noise", "static on a screen"}, "photo": {"a photo of a person"}}
+    assert all(row["prompt"] in prompts[row["label"]] for _, row in table.iterrows())
+    assert tuple(table.columns) == csv_columns(2)
+
+
+def test_destination_inside_the_source_is_not_sorted_again(photo_folder, tiny_clip):
+    out = photo_folder / "sorted"
+    assert run("--source", photo_folder, "--destination", out, "--labels", "a,b", "--model", tiny_clip, "--quiet") == 0
+    assert len(read_table(out / "output.csv")) == 6
+    assert (
+        run(
+            "--source",
+            photo_folder,
+            "--destination",
+            out,
+            "--labels",
+            "a,b",
+            "--model",
+            tiny_clip,
+            "--quiet",
+            "--output_file",
+            photo_folder.parent / "second.csv",
+        )
+        == 0
+    )
+    assert len(read_table(photo_folder.parent / "second.csv")) == 6
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing source", "does not exist"),
+        ("no images", "No images found"),
+        ("one label", "At least two labels"),
+        ("unreachable model", "HF_HUB_OFFLINE"),
+        ("source inside destination", "lies inside the destination"),
+        ("bad template", "exactly one {}"),
+    ],
+)
+def test_user_errors_are_one_line_messages(case, message, photo_folder, tiny_clip, tmp_path, capsys):
+    args = {"source": photo_folder, "destination": tmp_path / "out", "labels": "a,b", "model": tiny_clip}
+    extra: list[str] = []
+    if case == "missing source":
+        args["source"] = tmp_path / "nowhere"
+    elif case == "no images":
+        args["source"] = tmp_path / "empty"
+        args["source"].mkdir()
+        (args["source"] / "readme.txt").write_text("hi")
+    elif case == "one label":
+        args["labels"] = "cats"
+    elif case == "unreachable model":
+        args["model"] = "nobody/no-model-here"
+    elif case == "source inside destination":
+        args["destination"] = photo_folder.parent
+    elif case == "bad template":
+        extra = ["--template", "a photo"]
+    argv = [item for key, value in args.items() for item in (f"--{key}", value)] + extra + ["--quiet"]
+    assert run(*argv) == 1
+    assert message in one_line_error(capsys)
+    assert sorted(p.name for p in photo_folder.rglob("*.jpg")) == [f"photo_{i}.jpg" for i in range(6)]
+
+
+def test_an_existing_output_csv_is_never_overwritten(photo_folder, tiny_clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "output.csv").write_text("precious")
+    assert run("--source", photo_folder, "--destination", out, "--labels", "a,b", "--model", tiny_clip, "--quiet") == 1
+    assert "already exists" in one_line_error(capsys)
+    assert (out / "output.csv").read_text() == "precious"
+
+
+def test_bad_arguments_exit_non_zero(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--source", "x"])
+    assert exit_info.value.code == 2
+
+
+def test_python_dash_m_and_help_work_without_loading_torch():
+    probe = (
+        "import sys, runpy\nsys.argv = ['smart-sorter', '--help']\n"
+        "try:\n    runpy.run_module('smart_sorter', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "--labels-file" in done.stdout and "--preprocess" in done.stdout
+    assert done.stdout.strip().endswith("False")
+    version = subprocess.run([sys.executable, "-m", "smart_sorter", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("smart-sorter ")
+
+
+def test_long_labels_are_warned_about(photo_folder, tiny_clip, tmp_path, capsys):
+    labels = "short," + "a very long label " * 6
+    assert (
+        run(
+            "--source",
+            photo_folder,
+            "--destination",
+            tmp_path / "o",
+            "--labels",
+            labels,
+            "--model",
+            tiny_clip,
+            "--quiet",
+        )
+        == 0
+    )
+    assert "note: The label" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_trained_model_sorts_held_back_shapes_correctly(toy_clip, tmp_path):
+    from tests.toy_clip import TOY_LABELS, write_shapes
+
+    truth = write_shapes(tmp_path / "shapes", 60, seed=2024)
+    out = tmp_path / "sorted"
+    assert (
+        run(
+            "--source",
+            tmp_path / "shapes",
+            "--destination",
+            out,
+            "--labels",
+            ",".join(TOY_LABELS),
+            "--model",
+            toy_clip,
+            "--quiet",
+            "--batch_size",
+            "16",
+        )
+        == 0
+    )
+    placed = {path.name: path.parent.name for path in out.rglob("shape_*")}
+    assert placed.keys() == truth.keys()
+    accuracy = sum(placed[name] == label for name, label in truth.items()) / len(truth)
+    assert accuracy >= 0.9, accuracy
