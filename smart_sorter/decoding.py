@@ -73,7 +73,8 @@ def decode_image(data: bytes, *, draft_size: tuple[int, int] | None = None) -> I
             image.draft("RGB", draft_size)
         image.seek(0)
         image.load()
-        return to_rgb(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when already upright
+        return to_rgb(image)
     except Image.DecompressionBombError as error:
         raise DecodeError(f"image too large to decode safely ({error})") from error
     except Image.UnidentifiedImageError as error:

@@ -38,7 +38,7 @@ class SortOptions:
     device: str = "auto"
     revision: str | None = None
     output_file: Path | None = None
-    decode_workers: int = 2
+    decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
     def __post_init__(self) -> None:
         _check_choice("operation", self.operation, OPERATIONS)
@@ -50,7 +50,7 @@ class SortOptions:
             raise OptionError(f"batch size must be at least 1; got {self.batch_size}.")
         if self.top_k < 1:
             raise OptionError(f"top-k must be at least 1; got {self.top_k}.")
-        if self.decode_workers < 1:
+        if self.decode_workers is not None and self.decode_workers < 1:
             raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
         rest = self.template.replace("{}", "", 1)
         if "{}" not in self.template or "{" in rest or "}" in rest:

@@ -60,6 +60,7 @@ def clip_config(
     vision_intermediate: int | None = None,
     text_hidden: int = 32,
     text_layers: int = 2,
+    text_heads: int = 2,
     projection_dim: int = 16,
 ):
     from transformers import CLIPConfig
@@ -71,7 +72,7 @@ def clip_config(
             hidden_size=text_hidden,
             intermediate_size=4 * text_hidden,
             num_hidden_layers=text_layers,
-            num_attention_heads=2,
+            num_attention_heads=text_heads,
             max_position_embeddings=77,
             bos_token_id=0,
             eos_token_id=1,
@@ -87,6 +88,31 @@ def clip_config(
         ),
         projection_dim=projection_dim,
     )
+
+
+# The real architectures, for benchmarks: compute cost depends on the shape, not the weights.
+VIT_B32 = dict(
+    image_size=224,
+    patch_size=32,
+    vision_hidden=768,
+    vision_layers=12,
+    vision_heads=12,
+    text_hidden=512,
+    text_layers=12,
+    text_heads=8,
+    projection_dim=512,
+)
+VIT_L14 = dict(
+    image_size=224,
+    patch_size=14,
+    vision_hidden=1024,
+    vision_layers=24,
+    vision_heads=16,
+    text_hidden=768,
+    text_layers=12,
+    text_heads=12,
+    projection_dim=768,
+)
 
 
 def save_siglip(folder: Path, *, image_size: int = 32, seed: int = 0) -> Path:
