@@ -13,7 +13,9 @@ import pytest  # noqa: E402
 
 from tests.factories import noise_image, save_clip, save_siglip  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "telegram-32"
+CORPUS = Path(
+    os.environ.get("SMART_SORTER_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "telegram-32")
+)
 
 
 @pytest.fixture(scope="session")
