@@ -38,6 +38,7 @@ class SortOptions:
     device: str = "auto"
     revision: str | None = None
     output_file: Path | None = None
+    dry_run: bool = False
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
     def __post_init__(self) -> None:

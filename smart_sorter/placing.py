@@ -5,7 +5,8 @@ the source's hash, and only then given its final name by a hard link, which fail
 replace an existing file. A move on one file system links the source itself to its new name and
 then unlinks the old one; across file systems it is a verified copy followed by deleting the
 source. A name already taken gets `name__2.ext`, `name__3.ext`... (not Google Drive's
-`name (1).ext`, so the two can be told apart).
+`name (1).ext`, so the two can be told apart), unless the file there already holds the same
+bytes: then it is recorded as a duplicate and not copied again.
 """
 
 from __future__ import annotations
@@ -15,23 +16,41 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DiskFullError, PlacementError
+from .retrying import is_transient, retry_io
 
 TEMP_PREFIX = ".smart-sorter-partial-"
 _CHUNK = 1 << 20
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES, errno.ENOSYS}
 
+# Called before a name in the folder is claimed, with that name (empty while a copy is still
+# being written), the temporary file (if any) and the action (copied, moved or duplicate), so a
+# journal can tell after a crash which file in the folder is ours and which only matched it.
+Announce = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a file ended and how: `copied`, `moved`, or `duplicate` (identical bytes were already there)."""
+
+    path: Path
+    action: str
+
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def read() -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    return retry_io(read)
 
 
 def candidate_names(name: str) -> Iterator[str]:
@@ -43,6 +62,13 @@ def candidate_names(name: str) -> Iterator[str]:
     while True:
         yield f"{stem}__{number}{suffix}"
         number += 1
+
+
+def holds_same_bytes(path: Path, size: int, sha256: str) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size and sha256_of(path) == sha256
+    except OSError:
+        return False
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -58,11 +84,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _claim_exclusive(temp: Path, target: Path) -> None:
-    """Copy `temp` to `target` where links are not supported: exclusive create, removed if it fails."""
+def _copy_exclusive(existing: Path, target: Path) -> None:
+    """Copy to `target` where hard links are not supported: exclusive create, removed if it fails."""
     with open(target, "xb") as out:
         try:
-            with open(temp, "rb") as handle:
+            with open(existing, "rb") as handle:
                 shutil.copyfileobj(handle, out, _CHUNK)
             out.flush()
             os.fsync(out.fileno())
@@ -70,34 +96,20 @@ def _claim_exclusive(temp: Path, target: Path) -> None:
             out.close()
             target.unlink(missing_ok=True)
             raise
-    shutil.copystat(temp, target)
+    shutil.copystat(existing, target)
 
 
-def claim_name(existing: Path, folder: Path, name: str) -> Path:
-    """Give the file at `existing` a new name in `folder` that no file has yet, never replacing one."""
-    links = True
-    for candidate in candidate_names(name):
-        target = folder / candidate
-        try:
-            if links:
-                os.link(existing, target)
-            else:
-                _claim_exclusive(existing, target)
-            return target
-        except FileExistsError:
-            continue
-        except OSError as error:
-            if not links or error.errno not in _NO_LINKS:
-                raise
-            links = False
-            if not target.exists():
-                _claim_exclusive(existing, target)
-                return target
-    raise AssertionError("unreachable")  # pragma: no cover
+def _claim(existing: Path, target: Path) -> None:
+    """Give `existing` the name `target`; FileExistsError if the name is taken, never a replacement."""
+    try:
+        os.link(existing, target)
+    except OSError as error:
+        if error.errno not in _NO_LINKS or isinstance(error, FileExistsError):
+            raise
+        _copy_exclusive(existing, target)
 
 
-def _write_temp_copy(source: Path, folder: Path, expected_sha256: str) -> Path:
-    temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+def _write_temp_copy(source: Path, temp: Path, expected_sha256: str) -> None:
     digest = hashlib.sha256()
     try:
         with open(source, "rb") as handle, open(temp, "xb") as out:
@@ -113,7 +125,6 @@ def _write_temp_copy(source: Path, folder: Path, expected_sha256: str) -> Path:
     if digest.hexdigest() != expected_sha256:
         temp.unlink(missing_ok=True)
         raise PlacementError(f"{source.name} changed while it was being sorted; run again to sort its new content")
-    return temp
 
 
 def _user_error(error: OSError, source: Path, folder: Path) -> Exception:
@@ -122,50 +133,85 @@ def _user_error(error: OSError, source: Path, folder: Path) -> Exception:
             f"The disk holding {str(folder)!r} is full; nothing was left half-written. Free some space or choose"
             " another destination, then run the same command again."
         )
-    return PlacementError(f"could not place {source.name}: {error.strerror or error}")
+    reason = error.strerror or str(error)
+    if is_transient(error):
+        reason += " (still failing after several tries)"
+    return PlacementError(f"could not place {source.name}: {reason}")
 
 
-def copy_into(source: Path, folder: Path, expected_sha256: str) -> Path:
-    """Copy `source` into `folder`, keeping its timestamps; returns the new file's path."""
-    try:
-        temp = _write_temp_copy(source, folder, expected_sha256)
+class _Placer:
+    """One file's placement: walks the candidate names, claims the first free one."""
+
+    def __init__(self, source: Path, folder: Path, sha256: str, announce: Announce) -> None:
+        self.source, self.folder, self.sha256, self.announce = source, folder, sha256, announce
+        self.size = source.stat().st_size
+
+    def free_names(self) -> Iterator[Path | Placement]:
+        """Candidate paths not yet taken; a Placement instead when identical bytes are already there."""
+        for name in candidate_names(self.source.name):
+            target = self.folder / name
+            if not os.path.lexists(target):
+                yield target
+            elif holds_same_bytes(target, self.size, self.sha256):
+                yield Placement(target, "duplicate")
+                return
+
+    def claim_first_free(self, existing: Path, temp_name: str, action: str) -> Placement:
+        for target in self.free_names():
+            if isinstance(target, Placement):
+                self.announce(target.path.name, temp_name, "duplicate")
+                return target
+            self.announce(target.name, temp_name, action)
+            try:
+                retry_io(lambda target=target: _claim(existing, target))
+            except FileExistsError:
+                continue  # taken since we looked: try the next name
+            return Placement(target, action)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def copy(self, action: str = "copied") -> Placement:
+        for target in self.free_names():  # a duplicate needs no copy at all
+            if isinstance(target, Placement):
+                self.announce(target.path.name, "", "duplicate")
+                return target
+            break
+        temp = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        self.announce("", temp.name, action)
+        retry_io(lambda: _write_temp_copy(self.source, temp, self.sha256))
         try:
-            target = claim_name(temp, folder, source.name)
+            placement = self.claim_first_free(temp, temp.name, action)
         finally:
             temp.unlink(missing_ok=True)
-        _fsync_folder(folder)
-        return target
-    except OSError as error:
-        raise _user_error(error, source, folder) from error
+        _fsync_folder(self.folder)
+        return placement
 
-
-def move_into(source: Path, folder: Path, expected_sha256: str) -> Path:
-    """Move `source` into `folder`; the source is deleted only once its bytes are safe at the target."""
-    try:
-        if sha256_of(source) != expected_sha256:
-            raise PlacementError(f"{source.name} changed while it was being sorted; run again to sort its new content")
+    def move(self) -> Placement:
+        if sha256_of(self.source) != self.sha256:
+            raise PlacementError(
+                f"{self.source.name} changed while it was being sorted; run again to sort its new content"
+            )
         try:
-            target = claim_name(source, folder, source.name)  # same file system: a second name, no copy
+            placement = self.claim_first_free(self.source, "", "moved")  # same file system: a second name
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
-            target = copy_into(source, folder, expected_sha256)
-        if not os.path.samefile(source, target) and sha256_of(target) != expected_sha256:
-            target.unlink()
-            raise PlacementError(f"the copy of {source.name} did not verify; the source was kept")
-        _fsync_folder(folder)
-        source.unlink()
-        return target
-    except OSError as error:
-        raise _user_error(error, source, folder) from error
+            placement = self.copy("moved")
+        if not os.path.samefile(self.source, placement.path) and sha256_of(placement.path) != self.sha256:
+            if placement.action != "duplicate":
+                placement.path.unlink()
+            raise PlacementError(f"the copy of {self.source.name} did not verify; the source was kept")
+        _fsync_folder(self.folder)
+        retry_io(self.source.unlink)
+        return placement
 
 
-def place_file(source: Path, folder: Path, operation: str, expected_sha256: str) -> Path:
-    """Copy or move `source` into `folder` (created if needed); the path it ended at."""
+def place_file(
+    source: Path, folder: Path, operation: str, expected_sha256: str, *, announce: Announce | None = None
+) -> Placement:
+    """Copy or move `source` into `folder` (created if needed) and say where it ended."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        placer = _Placer(source, folder, expected_sha256, announce or (lambda name, temp, action: None))
+        return placer.move() if operation == "move" else placer.copy()
     except OSError as error:
         raise _user_error(error, source, folder) from error
-    if operation == "move":
-        return move_into(source, folder, expected_sha256)
-    return copy_into(source, folder, expected_sha256)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import DestinationError
 
-BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt")
+BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
 STATUSES = ("sorted", "uncertain", "error")
 
 
@@ -23,13 +23,26 @@ def csv_columns(top_k: int) -> tuple[str, ...]:
 
 
 class CsvLog:
-    """output.csv, opened once and appended to as files are done, so a crash keeps what was done."""
+    """output.csv, opened once and appended to as files are done, so a crash keeps what was done.
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+    A new run never writes over an existing file. A resumed run (`rows` from its journal) writes
+    its own output.csv anew from those rows, whole, then appends.
+    """
+
+    def __init__(self, path: Path, columns: tuple[str, ...], *, resumed_rows: list[dict[str, Any]] | None = None):
         self.path = path
         self.columns = columns
         try:
-            self._handle = open(path, "x", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+            if resumed_rows is not None:
+                partial = path.with_name(path.name + ".partial")
+                with open(partial, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(resumed_rows)
+                os.replace(partial, path)
+                self._handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
+            else:
+                self._handle = open(path, "x", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
         except FileExistsError:
             raise DestinationError(
                 f"{str(path)!r} already exists from an earlier run; choose another destination or --output_file,"
@@ -38,7 +51,8 @@ class CsvLog:
         except OSError as error:
             raise DestinationError(f"Cannot write {str(path)!r}: {error.strerror or error}.") from None
         self._writer = csv.DictWriter(self._handle, fieldnames=columns, extrasaction="ignore")
-        self._writer.writeheader()
+        if resumed_rows is None:
+            self._writer.writeheader()
         self._handle.flush()
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -69,6 +83,7 @@ class SortResult:
     label_counts: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
+    resumed_files: int = 0
 
     @property
     def errors(self) -> int:
@@ -84,6 +99,8 @@ class SortResult:
             lines.append(f"  {label:<{width}}  {count}")
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
+        if self.resumed_files:
+            lines.append(f"  {self.resumed_files} file(s) were done by the interrupted run this one finished.")
         if self.stopped_early:
             lines.append("  The run stopped early; output.csv lists the files done so far.")
         lines.append(f"Table: {self.csv_path}")
@@ -108,6 +125,7 @@ def make_row(
     destination: str = "",
     status: str = "sorted",
     error: str = "",
+    action: str = "",
 ) -> dict[str, Any]:
     """One output.csv row; `order`/`probabilities` are the ranked categories (empty for an error)."""
     row: dict[str, Any] = {
@@ -119,6 +137,7 @@ def make_row(
         "error": error,
         "sha256": sha256,
         "prompt": prompt,
+        "action": action,
     }
     for rank, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
         row[f"label_{rank}"] = categories[index]

@@ -20,12 +20,13 @@ from typing import Any
 from . import __version__
 from .decoding import decode_image
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
-from .errors import DecodeError, DestinationError, PlacementError, SourceError
+from .errors import DecodeError, DestinationError, SourceError
 from .finding import FoundFile, find_images
 from .folders import folder_path, label_folders
+from .journal import Journal, JournalState, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
-from .placing import place_file
+from .organising import Organiser, Recovery, recover
 from .preprocessing import Preprocessor
 from .results import CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
 from .scoring import Scores, rank, score_images, scores_from_prompt_probabilities
@@ -80,6 +81,27 @@ def _yield_to_model() -> None:
     """Decoding threads run at a lower priority so they use the time the model leaves idle."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def _output_path(output_file: Path | None, source: Path, destination: Path) -> Path:
+    """Where output.csv goes: the destination unless given; never into the source folder."""
+    path = Path(output_file).resolve() if output_file else destination / OUTPUT_FILE_NAME
+    if source in path.parents and destination not in path.parents:
+        raise DestinationError(
+            f"The output file {str(path)!r} would be written into the source folder; give a path outside it."
+        )
+    return path
+
+
+def _check_same_run(state: JournalState, settings: dict[str, Any], destination: Path) -> None:
+    """A destination holding another run's journal is refused: resuming is only for the same command."""
+    if state.settings is None or state.settings == settings:
+        return
+    differences = ", ".join(key for key in settings if state.settings.get(key) != settings[key])
+    raise DestinationError(
+        f"The destination {str(destination)!r} holds an earlier run with other settings ({differences}). Run the"
+        " same command to finish it, `smart-sorter undo` it, or choose a new destination."
+    )
 
 
 def prepared_stream(
@@ -173,8 +195,19 @@ class Sorter:
         folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
         for warning in label_set.warnings():
             self.notify(warning)
+        csv_path = _output_path(options.output_file, source, destination)
+        settings = {
+            "source": str(source),
+            "prompts": label_set.as_dict(),
+            "model": options.model,
+            "operation": options.operation,
+            "prompt_mode": options.prompt_mode,
+            "output_file": str(csv_path),
+        }
+        state = JournalState() if options.dry_run else read_journal(journal_path(destination))
+        _check_same_run(state, settings, destination)
         scan = find_images(source, exclude=(destination,))
-        if not scan.files:
+        if not scan.files and not state.files:
             raise SourceError(
                 f"No images found in {str(source)!r}"
                 + (f" ({scan.skipped_other} other files skipped)" if scan.skipped_other else "")
@@ -185,36 +218,56 @@ class Sorter:
         except OSError as error:
             reason = error.strerror or error
             raise DestinationError(f"Cannot create the destination {str(destination)!r}: {reason}.") from None
-        csv_path = Path(options.output_file) if options.output_file else destination / OUTPUT_FILE_NAME
+        resuming = state.settings is not None
+        recovery = recover(state, destination) if resuming else Recovery([], {})
+        rows: list[dict[str, Any]] = state.done_rows + recovery.finished if resuming else []
+        log = CsvLog(csv_path, csv_columns(options.top_k), resumed_rows=rows if resuming else None)
+        journal = None if options.dry_run else Journal(journal_path(destination))
+        organiser = Organiser(destination, options.operation, journal, dry_run=options.dry_run)
+        for row in recovery.finished:
+            organiser.finish(row)
+        if journal is not None:
+            journal.write("run", settings=settings, started=_now(), resumed=resuming)
         manifest_path = destination / MANIFEST_FILE_NAME
-        log = CsvLog(csv_path, csv_columns(options.top_k))
         manifest: dict[str, Any] = {
             "tool": "smart-sorter",
             "status": "running",
-            "source": str(source),
+            **settings,
             "destination": str(destination),
-            "output_file": str(csv_path),
             "labels": list(label_set.categories),
-            "prompts": label_set.as_dict(),
             "template": label_set.template,
             "folders": folders,
             "options": asdict(options),
             "versions": _versions(),
             "started": _now(),
+            "resumed": resuming,
             "files_found": len(scan.files),
             "other_files_skipped": scan.skipped_other,
+            "model": {"id": options.model},
         }
+        done = {row["file"] for row in rows}
+        to_place = [found for found in scan.files if found.relative in recovery.to_place and found.relative not in done]
+        to_score = [
+            found for found in scan.files if found.relative not in done and found.relative not in recovery.to_place
+        ]
         started = time.perf_counter()
-        rows: list[dict[str, Any]] = []
         status = "interrupted"
         try:
-            encoder = self.encoder
-            manifest["model"] = encoder.describe()
             write_manifest(manifest_path, manifest)
-            self._sort(scan.files, label_set, folder_paths, destination, log, rows)
+            for found in to_place:  # scored before the interruption: placed without the model
+                row = recovery.to_place[found.relative]
+                label_folder_path = folder_paths[row["label"]]
+                rows.append(organiser.place(found.path, label_folder_path, row))
+                log.write([rows[-1]])
+            if to_score:
+                manifest["model"] = self.encoder.describe()
+                write_manifest(manifest_path, manifest)
+                self._sort(to_score, label_set, folder_paths, organiser, log, rows)
             status = "stopped" if self.stop.is_set() else "finished"
         finally:
             log.close()
+            if journal is not None:
+                journal.close()
             seconds = time.perf_counter() - started
             label_counts, status_counts = count_rows(rows, label_set.categories)
             manifest.update(status=status, finished=_now(), seconds=round(seconds, 3))
@@ -231,14 +284,15 @@ class Sorter:
             label_counts=label_counts,
             status_counts=status_counts,
             stopped_early=status != "finished",
+            resumed_files=len(done) + len(to_place),
         )
 
     def _sort(
         self,
-        files: tuple[FoundFile, ...],
+        files: list[FoundFile],
         labels: LabelSet,
         folder_paths: dict[str, Path],
-        destination: Path,
+        organiser: Organiser,
         log: CsvLog,
         rows: list[dict[str, Any]],
     ) -> None:
@@ -254,7 +308,8 @@ class Sorter:
             done = []
             for item in chunk:
                 if item.error:
-                    done.append(make_row(item.found.relative, item.sha256, status="error", error=item.error))
+                    row = make_row(item.found.relative, item.sha256, status="error", error=item.error)
+                    done.append(organiser.finish(row))
                     continue
                 ranking, best = next(rankings), next(best_prompts)
                 label = labels.categories[ranking.order[0]]
@@ -266,12 +321,8 @@ class Sorter:
                     probabilities=ranking.probabilities,
                     prompt=prompts[best[ranking.order[0]]],
                 )
-                try:
-                    placed = place_file(item.found.path, folder_paths[label], options.operation, item.sha256)
-                    row["destination"] = placed.relative_to(destination).as_posix()
-                except PlacementError as error:
-                    row.update(status="error", error=str(error))
-                done.append(row)
+                done.append(organiser.place(item.found.path, folder_paths[label], row))
+            organiser.sync()
             log.write(done)
             rows.extend(done)
 
@@ -336,6 +387,7 @@ def sort_images(
     device: str = "auto",
     revision: str | None = None,
     output_file: str | Path | None = None,
+    dry_run: bool = False,
     decode_workers: int | None = None,
     notify: Notify | None = None,
     progress: bool = True,
@@ -359,6 +411,7 @@ def sort_images(
         device=device,
         revision=revision,
         output_file=Path(output_file) if output_file is not None else None,
+        dry_run=dry_run,
         decode_workers=decode_workers,
     )
     runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop)

@@ -1,0 +1,112 @@
+"""The journal: an append-only record, in the destination, of what a run intends and has done.
+
+One JSON object per line, flushed as written (so a killed process loses nothing it did) and
+synced to disk at the end of every batch. Events, per source file (`file` is its path relative
+to the source):
+- `claiming`: a name in a label folder is about to become this file (or a temporary file is
+  being written), with the scored row, so a resumed run neither re-scores nor loses track of it;
+- `placed`: the file is in its label folder (`destination`, `action`: copied, moved, duplicate);
+- `removed`: a moved file's source was deleted after the placed copy verified;
+- `done`: the file's final output.csv row;
+- `undone`: `smart-sorter undo` reversed the placement.
+output.csv is rebuilt from the `done` rows, so the journal alone says what a run did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FOLDER = ".smart-sorter"
+JOURNAL_NAME = "journal.jsonl"
+
+
+def journal_path(destination: Path) -> Path:
+    return destination / STATE_FOLDER / JOURNAL_NAME
+
+
+class Journal:
+    """Appends events to the journal file; opened for the whole run."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+        if self._handle.tell() and not path.read_bytes().endswith(b"\n"):
+            self._handle.write("\n")  # a line torn by a crash stays alone and is skipped when read
+
+    def write(self, event: str, **fields: Any) -> None:
+        self._handle.write(json.dumps({"event": event, **fields}, ensure_ascii=False, default=str) + "\n")
+        self._handle.flush()
+
+    def sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self.sync()
+            self._handle.close()
+
+
+@dataclass
+class FileRecord:
+    """Everything the journal says about one source file, latest event last."""
+
+    file: str
+    claiming: dict[str, Any] | None = None
+    placed: dict[str, Any] | None = None
+    removed: bool = False
+    done: dict[str, Any] | None = None
+    undone: bool = False
+
+
+@dataclass
+class JournalState:
+    """The journal read back: the run settings it was started with and a record per file."""
+
+    settings: dict[str, Any] | None = None
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    torn_lines: int = 0
+
+    def record(self, file: str) -> FileRecord:
+        return self.files.setdefault(file, FileRecord(file))
+
+    @property
+    def done_rows(self) -> list[dict[str, Any]]:
+        return [record.done for record in self.files.values() if record.done is not None]
+
+
+def read_journal(path: Path) -> JournalState:
+    """Read a journal, skipping a last line torn by a crash."""
+    state = JournalState()
+    if not path.exists():
+        return state
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                state.torn_lines += 1
+                continue
+            event = entry.get("event")
+            if event == "run":
+                state.settings = state.settings or entry.get("settings")
+                continue
+            if "file" not in entry:
+                continue
+            record = state.record(entry["file"])
+            if event == "claiming":
+                record.claiming = entry
+            elif event == "placed":
+                record.placed = entry
+            elif event == "removed":
+                record.removed = True
+            elif event == "done":
+                record.done = entry["row"]
+            elif event == "undone":
+                record.undone = True
+    return state

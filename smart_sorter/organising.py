@@ -1,0 +1,104 @@
+"""Placing scored files into label folders with a journal, and finishing what a killed run left."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PlacementError
+from .journal import FileRecord, Journal, JournalState
+from .placing import holds_same_bytes, place_file, sha256_of
+from .retrying import retry_io
+
+
+class Organiser:
+    """Places files for one run and journals each step; `dry_run` places nothing."""
+
+    def __init__(self, destination: Path, operation: str, journal: Journal | None, *, dry_run: bool = False) -> None:
+        self.destination = destination
+        self.operation = operation
+        self.journal = journal
+        self.dry_run = dry_run
+
+    def _write(self, event: str, **fields: Any) -> None:
+        if self.journal is not None:
+            self.journal.write(event, **fields)
+
+    def finish(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Record a file's final row."""
+        self._write("done", file=row["file"], row=row)
+        return row
+
+    def place(self, source: Path, folder: Path, row: dict[str, Any]) -> dict[str, Any]:
+        """Place one scored file (its row names it and holds its hash) and return its final row."""
+        if self.dry_run:
+            return self.finish({**row, "action": "planned"})
+        relative, sha256 = row["file"], row["sha256"]
+
+        def announce(name: str, temp: str, action: str) -> None:
+            self._write(
+                "claiming", file=relative, sha256=sha256, source=str(source), folder=folder.name, name=name,
+                temp=temp, action=action, operation=self.operation, row=row,
+            )  # fmt: skip
+
+        try:
+            placement = place_file(source, folder, self.operation, sha256, announce=announce)
+        except PlacementError as error:
+            return self.finish({**row, "status": "error", "error": str(error), "action": ""})
+        destination = placement.path.relative_to(self.destination).as_posix()
+        self._write("placed", file=relative, destination=destination, action=placement.action)
+        if self.operation == "move":
+            self._write("removed", file=relative)
+        return self.finish({**row, "destination": destination, "action": placement.action})
+
+    def sync(self) -> None:
+        if self.journal is not None:
+            self.journal.sync()
+
+
+@dataclass
+class Recovery:
+    """What a resumed run found: rows finished now, and scored files still to place."""
+
+    finished: list[dict[str, Any]]
+    to_place: dict[str, dict[str, Any]]
+
+
+def _finish_interrupted(record: FileRecord, destination: Path) -> dict[str, Any] | None:
+    """The final row of a file whose placement a crash interrupted, or None if it did not arrive."""
+    claim = record.claiming
+    folder = destination / claim["folder"]
+    if claim.get("temp"):
+        (folder / claim["temp"]).unlink(missing_ok=True)  # our own partial copy, never under a final name
+    if record.placed:
+        target = destination / record.placed["destination"]
+    elif claim.get("name"):
+        target = folder / claim["name"]
+    else:
+        return None  # it was still being copied to a temporary name
+    sha256, source = claim["sha256"], Path(claim["source"])
+    if not (target.is_file() and holds_same_bytes(target, target.stat().st_size, sha256)):
+        return None
+    action = record.placed["action"] if record.placed else claim["action"]
+    if claim["operation"] == "move" and source.exists():
+        if not (os.path.samefile(source, target) or sha256_of(source) == sha256):
+            return None  # the source changed since: sort it again rather than delete anything
+        retry_io(source.unlink)
+    return {**claim["row"], "destination": target.relative_to(destination).as_posix(), "action": action}
+
+
+def recover(state: JournalState, destination: Path) -> Recovery:
+    """Finish each file a killed run was placing: verify what reached its folder, complete moves,
+    remove our temporary files; files that did not arrive are returned to be placed again."""
+    finished, to_place = [], {}
+    for record in state.files.values():
+        if record.done is not None or record.claiming is None:
+            continue
+        row = _finish_interrupted(record, destination)
+        if row is None:
+            to_place[record.file] = record.claiming["row"]
+        else:
+            finished.append(row)
+    return Recovery(finished, to_place)
