@@ -15,6 +15,10 @@ EXAMPLE = """example:
   smart-sorter --source photos --destination sorted \\
       --labels "screenshot of a newspaper article,a picture of a person,memes" \\
       --model openai/clip-vit-base-patch32
+
+An interrupted run is finished by running the same command again.
+Undo a run (moved files go back, copies are removed, all verified by hash):
+  smart-sorter undo DESTINATION
 """
 
 
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with several prompts per category: average their embeddings, or take the best one",
     )
     parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
+    parser.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write the table; place no file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="show details of errors")
     parser.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
@@ -64,7 +69,36 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def build_undo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter undo",
+        description="Undo a sorting run: put moved files back and remove the copies it made, verified by hash."
+        " Files the run did not create are never deleted.",
+    )
+    parser.add_argument("destination", type=Path, help="the destination folder of the run")
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    return parser
+
+
+def undo(argv: Sequence[str]) -> int:
+    arguments = build_undo_parser().parse_args(argv)
+    from .undo import undo_run
+
+    try:
+        result = undo_run(arguments.destination)
+    except SmartSorterError as error:
+        if arguments.verbose:
+            raise
+        _say(f"error: {error}")
+        return 1
+    print(result.summary())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["undo"]:
+        return undo(argv[1:])
     arguments = build_parser().parse_args(argv)
     from .sorter import sort_images
 
@@ -84,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=arguments.device,
             revision=arguments.revision,
             output_file=arguments.output_file,
+            dry_run=arguments.dry_run,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,
         )

@@ -142,13 +142,13 @@ def _user_error(error: OSError, source: Path, folder: Path) -> Exception:
 class _Placer:
     """One file's placement: walks the candidate names, claims the first free one."""
 
-    def __init__(self, source: Path, folder: Path, sha256: str, announce: Announce) -> None:
-        self.source, self.folder, self.sha256, self.announce = source, folder, sha256, announce
+    def __init__(self, source: Path, folder: Path, sha256: str, announce: Announce, name: str) -> None:
+        self.source, self.folder, self.sha256, self.announce, self.name = source, folder, sha256, announce, name
         self.size = source.stat().st_size
 
     def free_names(self) -> Iterator[Path | Placement]:
         """Candidate paths not yet taken; a Placement instead when identical bytes are already there."""
-        for name in candidate_names(self.source.name):
+        for name in candidate_names(self.name):
             target = self.folder / name
             if not os.path.lexists(target):
                 yield target
@@ -206,12 +206,19 @@ class _Placer:
 
 
 def place_file(
-    source: Path, folder: Path, operation: str, expected_sha256: str, *, announce: Announce | None = None
+    source: Path,
+    folder: Path,
+    operation: str,
+    expected_sha256: str,
+    *,
+    announce: Announce | None = None,
+    name: str | None = None,
 ) -> Placement:
-    """Copy or move `source` into `folder` (created if needed) and say where it ended."""
+    """Copy or move `source` into `folder` (created if needed), as `name` (its own by default)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        placer = _Placer(source, folder, expected_sha256, announce or (lambda name, temp, action: None))
+        announce = announce or (lambda name, temp, action: None)
+        placer = _Placer(source, folder, expected_sha256, announce, name or source.name)
         return placer.move() if operation == "move" else placer.copy()
     except OSError as error:
         raise _user_error(error, source, folder) from error

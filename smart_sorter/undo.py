@@ -1,0 +1,103 @@
+"""`smart-sorter undo`: put moved files back and remove the copies a run made, verified by hash.
+
+It never deletes a file the run did not create, nor a copy whose source is gone or changed: such
+files are kept and listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DestinationError, PlacementError
+from .journal import FileRecord, Journal, journal_path, read_journal
+from .options import MANIFEST_FILE_NAME
+from .organising import recover
+from .placing import holds_same_bytes, place_file
+from .retrying import retry_io
+
+
+@dataclass
+class UndoResult:
+    """What undo did, file by file."""
+
+    restored: int = 0
+    removed_copies: int = 0
+    kept: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"Put back {self.restored} moved file(s) and removed {self.removed_copies} copy(ies)."]
+        if self.kept:
+            lines.append(f"Kept {len(self.kept)} file(s) in the destination:")
+            lines.extend(f"  {reason}" for reason in self.kept)
+        return "\n".join(lines)
+
+
+def _undo_one(record: FileRecord, row: dict[str, Any], destination: Path, result: UndoResult) -> None:
+    claim = record.claiming or {}
+    action, placed = row.get("action", ""), row.get("destination", "")
+    if not placed or action not in ("copied", "moved", "duplicate") or not claim:
+        return
+    if action == "duplicate" and claim["operation"] == "copy":
+        return  # identical bytes were there before the run: not ours to remove, and the source is intact
+    target, source, sha256 = destination / placed, Path(claim["source"]), claim["sha256"]
+    if not (target.is_file() and holds_same_bytes(target, target.stat().st_size, sha256)):
+        result.kept.append(f"{placed}: missing or changed since it was sorted; nothing done")
+        return
+    if action == "copied":
+        if source.is_file() and holds_same_bytes(source, source.stat().st_size, sha256):
+            retry_io(target.unlink)
+            result.removed_copies += 1
+        else:
+            result.kept.append(f"{placed}: its source {source} is gone or changed, so this copy is kept")
+        return
+    # moved, or a move whose source was removed because identical bytes were already here
+    operation = "copy" if action == "duplicate" else "move"
+    try:
+        back = place_file(target, source.parent, operation, sha256, name=source.name)
+    except PlacementError as error:
+        result.kept.append(f"{placed}: could not be put back ({error})")
+        return
+    result.restored += 1
+    if back.path != source:
+        result.kept.append(f"{placed}: put back as {back.path.name}, since {source.name} holds other bytes now")
+
+
+def undo_run(destination: Path) -> UndoResult:
+    """Undo the run recorded in `destination`'s journal."""
+    destination = Path(destination).resolve()
+    path = journal_path(destination)
+    state = read_journal(path)
+    if state.settings is None:
+        raise DestinationError(f"No smart-sorter run is recorded in {str(destination)!r}; nothing to undo.")
+    recovery = recover(state, destination)  # a killed run's last files: finished first, then undone
+    finished = {row["file"]: row for row in recovery.finished}
+    journal = Journal(path)
+    result = UndoResult()
+    folders = set()
+    try:
+        for record in reversed(list(state.files.values())):
+            row = finished.get(record.file) or record.done
+            if record.undone or row is None:
+                continue
+            _undo_one(record, row, destination, result)
+            journal.write("undone", file=record.file)
+            if record.claiming:
+                folders.add(destination / record.claiming["folder"])
+    finally:
+        journal.close()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
+    output = Path(state.settings.get("output_file", destination / "output.csv"))
+    if output.exists():
+        output.rename(output.with_name(f"{output.stem}-undone-{stamp}{output.suffix}"))
+    manifest = destination / MANIFEST_FILE_NAME
+    if manifest.exists():
+        manifest.rename(manifest.with_name(f"{manifest.stem}-undone-{stamp}{manifest.suffix}"))
+    return result
