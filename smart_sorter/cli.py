@@ -128,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {error}")
         return 1
     except KeyboardInterrupt:
-        _say("Interrupted: the files done so far are listed in output.csv; nothing is half-written.")
+        _say(
+            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
+            " run the same command again to finish."
+        )
         return 130
     print(result.summary())
     return 0

@@ -1,5 +1,9 @@
 """Exceptions a user may meet. Each message names the file, label or model and says what to do."""
 
+from __future__ import annotations
+
+import errno
+
 
 class SmartSorterError(Exception):
     """Base class: the command line and the notebook show these as one sentence, never a traceback."""
@@ -27,6 +31,15 @@ class OptionError(SmartSorterError):
 
 class DiskFullError(SmartSorterError):
     """The destination's disk is full; the run stopped with nothing half-written under a final name."""
+
+    ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+    @classmethod
+    def at(cls, folder: object) -> DiskFullError:
+        return cls(
+            f"The disk holding {str(folder)!r} is full; nothing was left half-written. Free some space or choose"
+            " another destination, then run the same command again: it finishes the run."
+        )
 
 
 class DecodeError(SmartSorterError):

@@ -14,6 +14,7 @@ output.csv is rebuilt from the `done` rows, so the journal alone says what a run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -47,8 +48,11 @@ class Journal:
         os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle.closed:
+            return
+        with contextlib.suppress(OSError):  # a full disk was already reported; the lines written are kept
             self.sync()
+        with contextlib.suppress(OSError):
             self._handle.close()
 
 

@@ -25,7 +25,6 @@ from .retrying import is_transient, retry_io
 
 TEMP_PREFIX = ".smart-sorter-partial-"
 _CHUNK = 1 << 20
-_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES, errno.ENOSYS}
 
 # Called before a name in the folder is claimed, with that name (empty while a copy is still
@@ -128,11 +127,8 @@ def _write_temp_copy(source: Path, temp: Path, expected_sha256: str) -> None:
 
 
 def _user_error(error: OSError, source: Path, folder: Path) -> Exception:
-    if error.errno in _DISK_FULL:
-        return DiskFullError(
-            f"The disk holding {str(folder)!r} is full; nothing was left half-written. Free some space or choose"
-            " another destination, then run the same command again."
-        )
+    if error.errno in DiskFullError.ERRNOS:
+        return DiskFullError.at(folder)
     reason = error.strerror or str(error)
     if is_transient(error):
         reason += " (still failing after several tries)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DestinationError
+from .errors import DestinationError, DiskFullError
 
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
 STATUSES = ("sorted", "uncertain", "error")
@@ -56,12 +57,18 @@ class CsvLog:
         self._handle.flush()
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        self._writer.writerows(rows)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._writer.writerows(rows)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            if error.errno in DiskFullError.ERRNOS:
+                raise DiskFullError.at(self.path.parent) from error
+            raise
 
     def close(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):  # a full disk was already reported; the rows written are kept
+            self._handle.close()
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

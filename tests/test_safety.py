@@ -215,3 +215,38 @@ def test_a_move_killed_with_sigkill_and_run_again_ends_with_each_file_once(tmp_p
     assert manifest["status"] == "finished" and manifest["resumed"] is True
     assert main(["undo", str(out)]) == 0
     assert tree_hashes(source) == before
+
+
+def test_a_full_disk_stops_the_run_with_a_message_and_the_same_command_finishes_it(
+    tmp_path, tiny_clip, monkeypatch, capsys
+):
+    import errno
+
+    from smart_sorter import placing
+
+    source = make_photos(tmp_path / "src", 8)
+    before = tree_hashes(source)
+    out = tmp_path / "out"
+    real_write = placing._write_temp_copy
+    written = []
+
+    def fill_up(source_path, temp, sha):
+        if len(written) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(source_path)
+        return real_write(source_path, temp, sha)
+
+    monkeypatch.setattr(placing, "_write_temp_copy", fill_up)
+    command = ["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", str(tiny_clip),
+               "--batch_size", "2", "--quiet"]  # fmt: skip
+    assert main(command) == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: The disk holding") and "run the same command again" in message
+    assert len([p for p in out.rglob("*.jpg")]) == 3
+    assert not [p for p in out.rglob(f"{TEMP_PREFIX}*")]
+    assert json.loads((out / "smart-sorter-run.json").read_text())["status"] == "interrupted"
+    monkeypatch.undo()  # space freed
+    assert main(command) == 0
+    table = read_table(out / "output.csv")
+    assert len(table) == 8 and table["file"].is_unique
+    assert tree_hashes(out) == before and tree_hashes(source) == before
