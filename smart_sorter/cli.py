@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -80,19 +80,30 @@ def build_undo_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(work: Callable[[], object], verbose: bool) -> int:
+    """Run `work` and print its summary; a user's error becomes one line, never a traceback."""
+    try:
+        result = work()
+    except SmartSorterError as error:
+        if verbose:
+            raise
+        _say(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        _say(
+            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
+            " run the same command again to finish."
+        )
+        return 130
+    print(result.summary())
+    return 0
+
+
 def undo(argv: Sequence[str]) -> int:
     arguments = build_undo_parser().parse_args(argv)
     from .undo import undo_run
 
-    try:
-        result = undo_run(arguments.destination)
-    except SmartSorterError as error:
-        if arguments.verbose:
-            raise
-        _say(f"error: {error}")
-        return 1
-    print(result.summary())
-    return 0
+    return _report(lambda: undo_run(arguments.destination), arguments.verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .sorter import sort_images
 
     labels = arguments.labels_file if arguments.labels_file is not None else arguments.labels
-    try:
-        result = sort_images(
+    return _report(
+        lambda: sort_images(
             arguments.source,
             arguments.destination,
             labels,
@@ -121,17 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             dry_run=arguments.dry_run,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,
-        )
-    except SmartSorterError as error:
-        if arguments.verbose:
-            raise
-        _say(f"error: {error}")
-        return 1
-    except KeyboardInterrupt:
-        _say(
-            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
-            " run the same command again to finish."
-        )
-        return 130
-    print(result.summary())
-    return 0
+        ),
+        arguments.verbose,
+    )

@@ -87,6 +87,7 @@ class SortResult:
     manifest_path: Path
     destination: Path
     seconds: float
+    model_seconds: float = 0.0
     label_counts: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
@@ -99,8 +100,12 @@ class SortResult:
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
-        rate = f", {total / self.seconds:.1f} images/s" if self.seconds > 0 and total else ""
-        lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {self.seconds:.1f} s{rate}."]
+        timing = f"{self.seconds:.1f} s"
+        sorting = self.seconds - self.model_seconds
+        if self.model_seconds and sorting > 0:
+            new = total - self.resumed_files
+            timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
+        lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
         width = max((len(label) for label in self.label_counts), default=0)
         for label, count in self.label_counts.items():
             lines.append(f"  {label:<{width}}  {count}")

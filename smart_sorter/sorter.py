@@ -251,6 +251,7 @@ class Sorter:
             found for found in scan.files if found.relative not in done and found.relative not in recovery.to_place
         ]
         started = time.perf_counter()
+        model_seconds = 0.0
         status = "interrupted"
         try:
             write_manifest(manifest_path, manifest)
@@ -260,7 +261,9 @@ class Sorter:
                 rows.append(organiser.place(found.path, label_folder_path, row))
                 log.write([rows[-1]])
             if to_score:
+                loading = time.perf_counter()
                 manifest["model"] = self.encoder.describe()
+                model_seconds = time.perf_counter() - loading
                 write_manifest(manifest_path, manifest)
                 self._sort(to_score, label_set, folder_paths, organiser, log, rows)
             status = "stopped" if self.stop.is_set() else "finished"
@@ -271,6 +274,7 @@ class Sorter:
             seconds = time.perf_counter() - started
             label_counts, status_counts = count_rows(rows, label_set.categories)
             manifest.update(status=status, finished=_now(), seconds=round(seconds, 3))
+            manifest.update(model_seconds=round(model_seconds, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
             write_manifest(manifest_path, manifest)
         import pandas as pd
@@ -281,6 +285,7 @@ class Sorter:
             manifest_path=manifest_path,
             destination=destination,
             seconds=seconds,
+            model_seconds=model_seconds,
             label_counts=label_counts,
             status_counts=status_counts,
             stopped_early=status != "finished",
