@@ -97,7 +97,31 @@ def is_dual_encoder(network: Any) -> bool:
     )
 
 
-class DualEncoder:
+class _ModelHolder:
+    """A model named by hub id or path, loaded on first use (or handed over already loaded as `parts`)."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        revision: str | None = None,
+        parts: tuple[Any, Any, Any] | None = None,
+    ) -> None:
+        self.model_id = model
+        self.requested_device = device
+        self.revision = revision
+        self._loaded_parts = parts
+
+    def _take_parts(self) -> tuple[Any, Any, Any]:
+        parts = self._loaded_parts or load_model_parts(self.model_id, revision=self.revision)
+        self._loaded_parts = None
+        return parts
+
+
+class DualEncoder(_ModelHolder):
     """A CLIP-like model: images and texts embedded apart, so label texts are embedded once per run."""
 
     kind = "dual"
@@ -111,18 +135,14 @@ class DualEncoder:
         dtype: Any = None,
         parts: tuple[Any, Any, Any] | None = None,
     ) -> None:
-        self.model_id = model
-        self.requested_device = device
-        self.revision = revision
+        super().__init__(model, device=device, revision=revision, parts=parts)
         self.requested_dtype = dtype
-        self._loaded_parts = parts
 
     @cached_property
     def _parts(self) -> tuple[Any, Any, Any]:
         import torch
 
-        network, tokenizer, processor = self._loaded_parts or load_model_parts(self.model_id, revision=self.revision)
-        self._loaded_parts = None
+        network, tokenizer, processor = self._take_parts()
         if not is_dual_encoder(network):
             raise ModelError(
                 f"{self.model_id!r} does not embed images and texts separately; load it with load_encoder()."
@@ -192,30 +212,16 @@ class DualEncoder:
         return _embedding(output).float().cpu().numpy()
 
 
-class PipelineClassifier:
+class PipelineClassifier(_ModelHolder):
     """Any other zero-shot image model, through the transformers pipeline with batching."""
 
     kind = "pipeline"
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        device: str = "auto",
-        revision: str | None = None,
-        parts: tuple[Any, Any, Any] | None = None,
-    ) -> None:
-        self.model_id = model
-        self.requested_device = device
-        self.revision = revision
-        self._loaded_parts = parts
 
     @cached_property
     def pipe(self) -> Any:
         from transformers import pipeline
 
-        network, tokenizer, processor = self._loaded_parts or load_model_parts(self.model_id, revision=self.revision)
-        self._loaded_parts = None
+        network, tokenizer, processor = self._take_parts()
         return pipeline(
             "zero-shot-image-classification",
             model=network,

@@ -27,13 +27,18 @@ def run(*args: str) -> int:
     return main([str(arg) for arg in args])
 
 
+def sort(source: Path, out: Path, model: Path, *extra: str, labels: str = "a,b") -> int:
+    """The command line with the usual arguments, quiet."""
+    return run("--source", source, "--destination", out, "--labels", labels, "--model", model, "--quiet", *extra)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, dtype=str)
 
 
 def test_sorts_the_telegram_corpus_byte_identical(corpus, tiny_clip, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run("--source", corpus, "--destination", out, "--labels", LABELS, "--model", tiny_clip, "--quiet") == 0
+    assert sort(corpus, out, tiny_clip, labels=LABELS) == 0
     table = read_table(out / "output.csv")
     assert tuple(table.columns) == csv_columns(3)
     assert len(table) == 32 and set(table["status"]) == {"sorted"}
@@ -58,22 +63,7 @@ def test_sorts_the_telegram_corpus_byte_identical(corpus, tiny_clip, tmp_path, c
 def test_move_empties_the_source_and_every_hash_arrives(photo_folder, tiny_clip, tmp_path):
     before = {p.relative_to(photo_folder).as_posix(): sha256(p) for p in photo_folder.rglob("*.jpg")}
     out = tmp_path / "out"
-    assert (
-        run(
-            "--source",
-            photo_folder,
-            "--destination",
-            out,
-            "--labels",
-            "a,b",
-            "--model",
-            tiny_clip,
-            "--operation",
-            "move",
-            "--quiet",
-        )
-        == 0
-    )
+    assert sort(photo_folder, out, tiny_clip, "--operation", "move") == 0
     assert not list(photo_folder.rglob("*.jpg"))
     table = read_table(out / "output.csv")
     assert dict(zip(table["file"], table["sha256"])) == before
@@ -86,22 +76,7 @@ def test_unreadable_files_become_error_rows_and_the_run_finishes(photo_folder, t
     good = (photo_folder / "photo_0.jpg").read_bytes()
     (photo_folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
     out = tmp_path / "out"
-    assert (
-        run(
-            "--source",
-            photo_folder,
-            "--destination",
-            out,
-            "--labels",
-            "a,b",
-            "--model",
-            tiny_clip,
-            "--quiet",
-            "--batch_size",
-            "2",
-        )
-        == 0
-    )
+    assert sort(photo_folder, out, tiny_clip, "--batch_size", "2") == 0
     table = read_table(out / "output.csv").set_index("file")
     assert len(table) == 9
     assert table.loc["empty.jpg", "error"] == "empty file (0 bytes)"
@@ -130,7 +105,7 @@ def test_strange_file_names_round_trip_through_the_csv(tmp_path, tiny_clip):
     for index, name in enumerate(names):
         noise_image(index).save(source / name, format="JPEG")
     out = tmp_path / "out"
-    assert run("--source", source, "--destination", out, "--labels", "a,b", "--model", tiny_clip, "--quiet") == 0
+    assert sort(source, out, tiny_clip) == 0
     table = read_table(out / "output.csv")
     assert sorted(table["file"]) == sorted(names)
     for _, row in table.iterrows():
@@ -141,22 +116,8 @@ def test_labels_file_records_the_matched_prompt(photo_folder, tiny_clip, tmp_pat
     labels = tmp_path / "labels.yaml"
     labels.write_text("noise:\n  - random noise\n  - static on a screen\nphoto:\n  - a photo of a person\n")
     out = tmp_path / "out"
-    assert (
-        run(
-            "--source",
-            photo_folder,
-            "--destination",
-            out,
-            "--labels-file",
-            labels,
-            "--model",
-            tiny_clip,
-            "--top_k",
-            "2",
-            "--quiet",
-        )
-        == 0
-    )
+    assert run("--source", photo_folder, "--destination", out, "--labels-file", labels, "--model", tiny_clip,
+               "--top_k", "2", "--quiet") == 0  # fmt: skip
     table = read_table(out / "output.csv")
     prompts = {"noise": {"random noise", "static on a screen"}, "photo": {"a photo of a person"}}
     assert all(row["prompt"] in prompts[row["label"]] for _, row in table.iterrows())
@@ -217,7 +178,7 @@ def test_an_existing_output_csv_is_never_overwritten(photo_folder, tiny_clip, tm
     out = tmp_path / "out"
     out.mkdir()
     (out / "output.csv").write_text("precious")
-    assert run("--source", photo_folder, "--destination", out, "--labels", "a,b", "--model", tiny_clip, "--quiet") == 1
+    assert sort(photo_folder, out, tiny_clip) == 1
     assert "already exists" in one_line_error(capsys)
     assert (out / "output.csv").read_text() == "precious"
 
@@ -243,20 +204,7 @@ def test_python_dash_m_and_help_work_without_loading_torch():
 
 def test_long_labels_are_warned_about(photo_folder, tiny_clip, tmp_path, capsys):
     labels = "short," + "a very long label " * 6
-    assert (
-        run(
-            "--source",
-            photo_folder,
-            "--destination",
-            tmp_path / "o",
-            "--labels",
-            labels,
-            "--model",
-            tiny_clip,
-            "--quiet",
-        )
-        == 0
-    )
+    assert sort(photo_folder, tmp_path / "o", tiny_clip, labels=labels) == 0
     assert "note: The label" in capsys.readouterr().err
 
 
@@ -266,22 +214,7 @@ def test_a_trained_model_sorts_held_back_shapes_correctly(toy_clip, tmp_path):
 
     truth = write_shapes(tmp_path / "shapes", 60, seed=2024)
     out = tmp_path / "sorted"
-    assert (
-        run(
-            "--source",
-            tmp_path / "shapes",
-            "--destination",
-            out,
-            "--labels",
-            ",".join(TOY_LABELS),
-            "--model",
-            toy_clip,
-            "--quiet",
-            "--batch_size",
-            "16",
-        )
-        == 0
-    )
+    assert sort(tmp_path / "shapes", out, toy_clip, "--batch_size", "16", labels=",".join(TOY_LABELS)) == 0
     placed = {path.name: path.parent.name for path in out.rglob("shape_*")}
     assert placed.keys() == truth.keys()
     accuracy = sum(placed[name] == label for name, label in truth.items()) / len(truth)
