@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -19,6 +20,9 @@ EXAMPLE = """example:
 An interrupted run is finished by running the same command again.
 Undo a run (moved files go back, copies are removed, all verified by hash):
   smart-sorter undo DESTINATION
+Image embeddings are kept in SMART_SORTER_HOME, so sorting the same images again with
+new labels skips the image model; show or empty that cache with:
+  smart-sorter cache [--clear]
 """
 
 
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write the table; place no file")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="show details of errors")
     parser.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
@@ -106,10 +113,44 @@ def undo(argv: Sequence[str]) -> int:
     return _report(lambda: undo_run(arguments.destination), arguments.verbose)
 
 
+@dataclass
+class _CacheReport:
+    text: str
+
+    def summary(self) -> str:
+        return self.text
+
+
+def cache(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter cache",
+        description="Show the embedding cache (SMART_SORTER_HOME), or empty it with --clear.",
+    )
+    parser.add_argument("--clear", action="store_true", help="delete every cached embedding")
+    arguments = parser.parse_args(argv)
+    from .cache import EmbeddingCache
+
+    def report() -> _CacheReport:
+        store = EmbeddingCache()
+        try:
+            if arguments.clear:
+                store.clear()
+            stats = store.stats()
+        finally:
+            store.close()
+        lines = [f"Embedding cache: {stats['path']} ({stats['bytes'] / 1e6:.1f} MB, {stats['files']} files known)"]
+        lines += [f"  {count:>8} images  {model}" for model, count in stats["models"].items()]
+        return _CacheReport("\n".join(lines))
+
+    return _report(report, False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["undo"]:
         return undo(argv[1:])
+    if argv[:1] == ["cache"]:
+        return cache(argv[1:])
     arguments = build_parser().parse_args(argv)
     from .sorter import sort_images
 
@@ -130,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=arguments.revision,
             output_file=arguments.output_file,
             dry_run=arguments.dry_run,
+            cache=not arguments.no_cache,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,
         ),

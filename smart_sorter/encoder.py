@@ -59,11 +59,13 @@ def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, A
     if _looks_like_path(model) and not Path(model).expanduser().exists():
         raise ModelError(f"The model folder {model!r} does not exist; check the path, or give a Hugging Face model id.")
     location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    from huggingface_hub.utils import logging as hub_logging
     from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    hub_logging.set_verbosity_error()  # its retry warnings would bury our one-line message
     try:
         network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)

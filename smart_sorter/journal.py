@@ -98,7 +98,7 @@ def read_journal(path: Path) -> JournalState:
                 continue
             event = entry.get("event")
             if event == "run":
-                state.settings = state.settings or entry.get("settings")
+                state.settings = entry.get("settings")  # the latest run's; they agree once files were done
                 continue
             if "file" not in entry:
                 continue

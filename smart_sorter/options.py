@@ -39,6 +39,7 @@ class SortOptions:
     revision: str | None = None
     output_file: Path | None = None
     dry_run: bool = False
+    cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
     def __post_init__(self) -> None:

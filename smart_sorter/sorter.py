@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .decoding import decode_image
+from .cache import EmbeddingCache
+from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DecodeError, DestinationError, SourceError
 from .finding import FoundFile, find_images
@@ -27,9 +28,9 @@ from .journal import Journal, JournalState, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
 from .organising import Organiser, Recovery, recover
-from .preprocessing import Preprocessor
 from .results import CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
-from .scoring import Scores, rank, score_images, scores_from_prompt_probabilities
+from .retrying import retry_io
+from .scoring import Scores, rank
 
 Notify = Callable[[str], None]
 SLOW_RUN_SECONDS = 600
@@ -43,6 +44,7 @@ class Prepared:
     sha256: str
     pixels: Any = None
     error: str = ""
+    cached: bool = False  # its embedding is in the cache: not decoded
 
 
 def _now() -> str:
@@ -94,8 +96,11 @@ def _output_path(output_file: Path | None, source: Path, destination: Path) -> P
 
 
 def _check_same_run(state: JournalState, settings: dict[str, Any], destination: Path) -> None:
-    """A destination holding another run's journal is refused: resuming is only for the same command."""
-    if state.settings is None or state.settings == settings:
+    """A destination holding another run's journal is refused: resuming is only for the same command.
+
+    A run that stopped before doing anything (a model that could not be loaded, say) binds nothing.
+    """
+    if state.settings is None or state.settings == settings or not state.files:
         return
     differences = ", ".join(key for key in settings if state.settings.get(key) != settings[key])
     raise DestinationError(
@@ -105,16 +110,32 @@ def _check_same_run(state: JournalState, settings: dict[str, Any], destination: 
 
 
 def prepared_stream(
-    files: Iterable[FoundFile], prepare: Callable[[bytes], Any], *, workers: int, lookahead: int
+    files: Iterable[FoundFile],
+    prepare: Callable[[bytes], Any],
+    *,
+    workers: int,
+    lookahead: int,
+    known_hashes: Mapping[str, str] | None = None,
+    cached: frozenset[str] | set[str] = frozenset(),
 ) -> Iterator[Prepared]:
-    """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order."""
+    """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order.
+
+    A file whose hash is in `cached` is not decoded; one listed in `known_hashes` (unchanged since
+    it was last hashed) with a cached embedding is not even read.
+    """
+    known_hashes = known_hashes or {}
 
     def work(found: FoundFile) -> Prepared:
+        if known_hashes.get(found.relative) in cached:
+            return Prepared(found, known_hashes[found.relative], cached=True)
         try:
-            data = found.path.read_bytes()
+            data = retry_io(found.path.read_bytes)
         except OSError as error:
             return Prepared(found, "", error=f"cannot read file: {error.strerror or error}")
         prepared = Prepared(found, hashlib.sha256(data).hexdigest())
+        if prepared.sha256 in cached:
+            prepared.cached = True
+            return prepared
         try:
             prepared.pixels = prepare(data)
         except DecodeError as error:
@@ -163,29 +184,6 @@ class Sorter:
         if self._encoder is None:
             self._encoder = load_encoder(self.options.model, device=self.options.device, revision=self.options.revision)
         return self._encoder.load()
-
-    def _scorer(self, labels: LabelSet) -> tuple[Callable[[bytes], Any], Callable[[list[Any]], Scores]]:
-        """(prepare one file's bytes, score a batch of prepared images) for this encoder."""
-        encoder = self.encoder
-        prompts = list(labels.all_prompts)
-        owner = labels.prompt_owner
-        if isinstance(encoder, PipelineClassifier):
-
-            def score_pipeline(images: list[Any]) -> Scores:
-                probabilities = encoder.classify(images, prompts, self.options.batch_size)
-                return scores_from_prompt_probabilities(probabilities, owner)
-
-            return decode_image, score_pipeline
-
-        preprocessor = Preprocessor(encoder.image_processor, self.options.preprocess)
-        prompt_embeddings = encoder.embed_texts(prompts)
-        head = encoder.head
-
-        def score_dual(pixels: list[Any]) -> Scores:
-            image_embeddings = encoder.embed_images(preprocessor.collate(pixels))
-            return score_images(image_embeddings, prompt_embeddings, owner, head, prompt_mode=self.options.prompt_mode)
-
-        return preprocessor.prepare, score_dual
 
     def run(self, source: Path, destination: Path, labels: str | Mapping[str, object] | LabelSet | Path) -> SortResult:
         options = self.options
@@ -304,7 +302,11 @@ class Sorter:
         from tqdm.auto import tqdm
 
         options = self.options
-        prepare, score = self._scorer(labels)
+        cache = EmbeddingCache() if options.cache else None
+        scorer = BatchScorer(
+            self.encoder, labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
+            batch_size=options.batch_size, cache=cache,
+        )  # fmt: skip
         prompts = labels.all_prompts
 
         def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
@@ -331,15 +333,18 @@ class Sorter:
             log.write(done)
             rows.extend(done)
 
-        stream = prepared_stream(files, prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size)
+        stream = prepared_stream(
+            files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
+            known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes,
+        )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
         # One placing thread: files are copied while the model embeds the next batch, in order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
             for number, chunk in enumerate(_chunks(stream, options.batch_size)):
-                images = [item.pixels for item in chunk if not item.error]
-                scores = score(images) if images else None
+                valid = [item for item in chunk if not item.error]
+                scores = scorer.score(valid) if valid else None
                 if placing is not None:
                     placing.result()  # raises DiskFullError and stops the run
                 placing = placer.submit(place_and_record, chunk, scores)
@@ -351,6 +356,8 @@ class Sorter:
             if placing is not None:
                 placing.result()
         bar.close()
+        if cache is not None:
+            cache.close()
 
     def decode_workers(self) -> int:
         """Threads decoding ahead of the model.
@@ -393,6 +400,7 @@ def sort_images(
     revision: str | None = None,
     output_file: str | Path | None = None,
     dry_run: bool = False,
+    cache: bool = True,
     decode_workers: int | None = None,
     notify: Notify | None = None,
     progress: bool = True,
@@ -417,6 +425,7 @@ def sort_images(
         revision=revision,
         output_file=Path(output_file) if output_file is not None else None,
         dry_run=dry_run,
+        cache=cache,
         decode_workers=decode_workers,
     )
     runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # No network here or in CI: fail fast instead of retrying the Hub for half a minute.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The embedding cache of the whole test session lives in a temporary folder, never the user's.
+os.environ["SMART_SORTER_HOME"] = tempfile.mkdtemp(prefix="smart-sorter-test-home-")
 
 from pathlib import Path  # noqa: E402
 

@@ -250,3 +250,14 @@ def test_a_full_disk_stops_the_run_with_a_message_and_the_same_command_finishes_
     table = read_table(out / "output.csv")
     assert len(table) == 8 and table["file"].is_unique
     assert tree_hashes(out) == before and tree_hashes(source) == before
+
+
+def test_a_run_that_failed_before_doing_anything_binds_nothing(tmp_path, tiny_clip, capsys):
+    source = make_photos(tmp_path / "src", 3)
+    out = tmp_path / "out"
+    assert main(["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", "nobody/nothing",
+                 "--quiet"]) == 1  # fmt: skip
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert main(["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", str(tiny_clip),
+                 "--quiet"]) == 0  # fmt: skip
+    assert len(read_table(out / "output.csv")) == 3

@@ -1,0 +1,118 @@
+"""Image embeddings kept between runs, so new labels cost seconds instead of a pass of the model.
+
+One SQLite file under `SMART_SORTER_HOME` (default: the user's cache folder). Embeddings are keyed
+by the model (id, revision, and for a local folder a fingerprint of its files), the preprocessing
+mode and the SHA-256 of the image's bytes, so the same picture in another folder is found too. A
+second table remembers each file's size and modification time with its hash, so unchanged files are
+not read again. Writes are committed per batch: an interrupted run keeps what it computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATABASE_NAME = "embeddings.sqlite"
+
+
+def cache_home() -> Path:
+    """`SMART_SORTER_HOME`, else the per-user cache folder (XDG_CACHE_HOME or ~/.cache)."""
+    if os.environ.get("SMART_SORTER_HOME"):
+        return Path(os.environ["SMART_SORTER_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "smart-sorter"
+
+
+def model_key(model: dict[str, Any], preprocess: str) -> str:
+    """Identifies the embeddings a model makes: id and revision, or a local folder's fingerprint."""
+    key = f"{model['id']}@{model.get('revision') or ''}#{preprocess}"
+    folder = Path(str(model["id"])).expanduser()
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        key += ":" + digest.hexdigest()[:16]
+    return key
+
+
+class EmbeddingCache:
+    """Embeddings by (model key, image hash), and image hashes by (path, size, mtime)."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or cache_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / DATABASE_NAME
+        self._db = sqlite3.connect(self.path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS embeddings (
+                model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, sha256));
+            CREATE TABLE IF NOT EXISTS files (
+                path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+            """
+        )
+
+    def known_hash(self, path: Path) -> str | None:
+        """The hash recorded for `path` if its size and modification time are unchanged."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        row = self._db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),)).fetchone()
+        if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+            return row[2]
+        return None
+
+    def remember_hashes(self, items: list[tuple[Path, str]]) -> None:
+        rows = []
+        for path, sha256 in items:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            rows.append((str(path), stat.st_size, stat.st_mtime_ns, sha256))
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
+
+    def hashes(self, model: str) -> frozenset[str]:
+        """Every image hash with an embedding for `model`."""
+        return frozenset(row[0] for row in self._db.execute("SELECT sha256 FROM embeddings WHERE model = ?", (model,)))
+
+    def get(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT sha256, vector FROM embeddings WHERE model = ? AND sha256 IN ({marks})"
+            for sha256, blob in self._db.execute(query, (model, *chunk)):
+                found[sha256] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, model: str, embeddings: dict[str, np.ndarray]) -> None:
+        rows = [(model, sha256, np.asarray(v, dtype=np.float32).tobytes()) for sha256, v in embeddings.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def stats(self) -> dict[str, Any]:
+        models = self._db.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model").fetchall()
+        files = self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.home.glob(DATABASE_NAME + "*") if p.is_file())
+        return {"path": str(self.path), "bytes": size, "files": files, "models": dict(models)}
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM embeddings")
+            self._db.execute("DELETE FROM files")
+        self._db.execute("VACUUM")
+
+    def close(self) -> None:
+        self._db.close()

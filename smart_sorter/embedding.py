@@ -1,0 +1,77 @@
+"""Batches of prepared images to scores, through the embedding cache when the model allows it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import EmbeddingCache, model_key
+from .decoding import decode_image
+from .encoder import DualEncoder, PipelineClassifier
+from .finding import FoundFile
+from .labels import LabelSet
+from .preprocessing import Preprocessor
+from .scoring import Scores, score_images, scores_from_prompt_probabilities
+
+
+class BatchScorer:
+    """Scores batches of prepared files for one run: label texts embedded once, images via the cache.
+
+    A prepared item has `.sha256`, `.pixels` (the model input) and `.cached` (its embedding is in
+    the cache, so it was not decoded).
+    """
+
+    def __init__(
+        self,
+        encoder: DualEncoder | PipelineClassifier,
+        labels: LabelSet,
+        *,
+        preprocess: str,
+        prompt_mode: str,
+        batch_size: int,
+        cache: EmbeddingCache | None,
+    ) -> None:
+        self.encoder = encoder
+        self.prompts = list(labels.all_prompts)
+        self.owner = labels.prompt_owner
+        self.prompt_mode = prompt_mode
+        self.batch_size = batch_size
+        if isinstance(encoder, PipelineClassifier):  # scored whole by the pipeline: nothing to cache
+            self.prepare: Callable[[bytes], Any] = decode_image
+            self.cache, self.cached_hashes = None, frozenset()
+            return
+        self.preprocessor = Preprocessor(encoder.image_processor, preprocess)
+        self.prepare = self.preprocessor.prepare
+        self.prompt_embeddings = encoder.embed_texts(self.prompts)
+        self.head = encoder.head
+        self.cache = cache
+        self.key = model_key(encoder.describe(), self.preprocessor.mode)
+        self.cached_hashes = cache.hashes(self.key) if cache is not None else frozenset()
+
+    def known_hashes(self, files: list[FoundFile]) -> dict[str, str]:
+        """Files unchanged since they were hashed, whose embeddings are cached: they need no reading."""
+        if self.cache is None:
+            return {}
+        known = {found.relative: self.cache.known_hash(found.path) for found in files}
+        return {relative: sha for relative, sha in known.items() if sha in self.cached_hashes}
+
+    def score(self, items: list[Any]) -> Scores:
+        if isinstance(self.encoder, PipelineClassifier):
+            probabilities = self.encoder.classify([item.pixels for item in items], self.prompts, self.batch_size)
+            return scores_from_prompt_probabilities(probabilities, self.owner)
+        embeddings: dict[str, np.ndarray] = {}
+        fresh = [item for item in items if not item.cached]
+        if fresh:
+            vectors = self.encoder.embed_images(self.preprocessor.collate([item.pixels for item in fresh]))
+            embeddings.update((item.sha256, vector) for item, vector in zip(fresh, vectors))
+            if self.cache is not None:
+                self.cache.put(self.key, embeddings)
+        if self.cache is not None:
+            stale = [item.sha256 for item in items if item.cached]
+            embeddings.update(self.cache.get(self.key, stale) if stale else {})
+            self.cache.remember_hashes([(Path(item.found.path), item.sha256) for item in items])
+        matrix = np.stack([embeddings[item.sha256] for item in items])
+        return score_images(matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode)

@@ -1,0 +1,106 @@
+"""The embedding cache: new labels without the image pass, and the same scores as without it."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from smart_sorter import sort_images
+from smart_sorter.cache import EmbeddingCache, cache_home
+from smart_sorter.cli import main
+from smart_sorter.encoder import DualEncoder
+from tests.factories import noise_image
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def counting_encoder(tiny_clip):
+    encoder = DualEncoder(str(tiny_clip), device="cpu").load()
+    encoder.embedded = []
+    original = encoder.embed_images
+    encoder.embed_images = lambda pixels: encoder.embedded.append(len(pixels)) or original(pixels)
+    return encoder
+
+
+def scores(result):
+    table = result.table.set_index("file").sort_index()
+    return table[["label", "score", "label_2", "score_2"]]
+
+
+def test_new_labels_reuse_the_embeddings_and_score_the_same(photo_folder, tiny_clip, tmp_path, home,
+                                                           counting_encoder):  # fmt: skip
+    first = sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                        progress=False, batch_size=4)  # fmt: skip
+    assert sum(counting_encoder.embedded) == 6 and first.status_counts == {"sorted": 6}
+    counting_encoder.embedded.clear()
+    cached = sort_images(photo_folder, tmp_path / "two", "a red thing,a blue thing,noise", model=str(tiny_clip),
+                         encoder=counting_encoder, progress=False, batch_size=4)  # fmt: skip
+    assert counting_encoder.embedded == []  # no image went through the model
+    uncached = sort_images(photo_folder, tmp_path / "three", "a red thing,a blue thing,noise", model=str(tiny_clip),
+                           encoder=counting_encoder, progress=False, batch_size=4, cache=False)  # fmt: skip
+    assert sum(counting_encoder.embedded) == 6
+    assert scores(cached).equals(scores(uncached))  # identical, not merely close
+    assert len(list((tmp_path / "two").rglob("*.jpg"))) == 6
+
+
+def test_the_same_bytes_elsewhere_are_found_by_their_hash(photo_folder, tiny_clip, tmp_path, home, counting_encoder):
+    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False)  # fmt: skip
+    elsewhere = tmp_path / "renamed"
+    shutil.copytree(photo_folder, elsewhere)
+    for path in elsewhere.rglob("*.jpg"):
+        path.rename(path.with_name("renamed_" + path.name))
+    counting_encoder.embedded.clear()
+    sort_images(elsewhere, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False)  # fmt: skip
+    assert counting_encoder.embedded == []
+
+
+def test_a_changed_file_is_embedded_again(photo_folder, tiny_clip, tmp_path, home, counting_encoder):
+    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False)  # fmt: skip
+    noise_image(99).save(photo_folder / "photo_0.jpg")
+    os.utime(photo_folder / "photo_0.jpg", (1, 1))
+    counting_encoder.embedded.clear()
+    sort_images(photo_folder, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False)  # fmt: skip
+    assert sum(counting_encoder.embedded) == 1
+
+
+def test_another_preprocessing_mode_does_not_share_embeddings(photo_folder, tiny_clip, tmp_path, home,
+                                                             counting_encoder):  # fmt: skip
+    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False)  # fmt: skip
+    counting_encoder.embedded.clear()
+    sort_images(photo_folder, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
+                progress=False, preprocess="exact")  # fmt: skip
+    assert sum(counting_encoder.embedded) == 6
+
+
+def test_cache_lives_in_smart_sorter_home_and_can_be_shown_and_cleared(photo_folder, tiny_clip, tmp_path, home,
+                                                                      capsys):  # fmt: skip
+    assert cache_home() == home
+    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), progress=False)
+    assert (home / "embeddings.sqlite").exists()
+    assert main(["cache"]) == 0
+    shown = capsys.readouterr().out
+    assert str(home) in shown and "       6 images" in shown
+    assert main(["cache", "--clear"]) == 0
+    store = EmbeddingCache()
+    assert store.stats()["models"] == {} and store.stats()["files"] == 0
+    store.close()
+
+
+def test_embeddings_round_trip_exactly(home):
+    store = EmbeddingCache()
+    vector = np.random.default_rng(0).normal(size=512).astype(np.float32)
+    store.put("m", {"abc": vector})
+    assert np.array_equal(store.get("m", ["abc", "missing"])["abc"], vector)
+    assert store.hashes("m") == {"abc"} and store.hashes("other") == frozenset()
+    store.close()
