@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write the table; place no file")
     parser.add_argument(
+        "--threshold", type=float, help="best probability below this (0-1): the file goes to uncertain/ instead"
+    )
+    parser.add_argument(
+        "--margin", type=float, help="best minus second probability below this (0-1): the file goes to uncertain/"
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -171,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=arguments.revision,
             output_file=arguments.output_file,
             dry_run=arguments.dry_run,
+            threshold=arguments.threshold,
+            margin=arguments.margin,
             cache=not arguments.no_cache,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,

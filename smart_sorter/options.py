@@ -12,6 +12,7 @@ DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 DEFAULT_TEMPLATE = "This is a photo of {}."
 OUTPUT_FILE_NAME = "output.csv"
 MANIFEST_FILE_NAME = "smart-sorter-run.json"
+UNCERTAIN_FOLDER = "uncertain"
 
 OPERATIONS = ("copy", "move")
 PREPROCESS_MODES = ("fast", "exact")
@@ -39,6 +40,8 @@ class SortOptions:
     revision: str | None = None
     output_file: Path | None = None
     dry_run: bool = False
+    threshold: float | None = None  # best probability below it: the file goes to uncertain/
+    margin: float | None = None  # best minus runner-up below it: the file goes to uncertain/
     cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
@@ -52,6 +55,9 @@ class SortOptions:
             raise OptionError(f"batch size must be at least 1; got {self.batch_size}.")
         if self.top_k < 1:
             raise OptionError(f"top-k must be at least 1; got {self.top_k}.")
+        for name, value in (("threshold", self.threshold), ("margin", self.margin)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise OptionError(f"{name} must be between 0 and 1; got {value}.")
         if self.decode_workers is not None and self.decode_workers < 1:
             raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
         rest = self.template.replace("{}", "", 1)

@@ -120,10 +120,13 @@ class SortResult:
 
 
 def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
-    """Files per label (in the user's order) and per status."""
+    """Files per label (in the user's order, then `uncertain` if any) and per status."""
     labels = Counter(row["label"] for row in rows if row["status"] == "sorted")
     statuses = Counter(row["status"] for row in rows)
-    return {label: labels.get(label, 0) for label in categories}, dict(statuses)
+    counts = {label: labels.get(label, 0) for label in categories}
+    if statuses.get("uncertain"):
+        counts["uncertain"] = statuses["uncertain"]
+    return counts, dict(statuses)
 
 
 def make_row(

@@ -104,3 +104,13 @@ def scores_from_prompt_probabilities(prompt_probabilities: np.ndarray, prompt_ow
     """For models scored through the pipeline: each category takes its best prompt's probability."""
     masked = _per_category(np.asarray(prompt_probabilities, dtype=np.float64), prompt_owner)
     return Scores(masked.max(axis=-1), masked.argmax(axis=-1))
+
+
+def is_uncertain(ranking: Ranking, *, threshold: float | None = None, margin: float | None = None) -> bool:
+    """Whether the best label is too weak to trust: its probability under `threshold`, or its lead
+    over the runner-up under `margin`."""
+    best = ranking.probabilities[0]
+    if threshold is not None and best < threshold:
+        return True
+    runner_up = ranking.probabilities[1] if len(ranking.probabilities) > 1 else 0.0
+    return margin is not None and best - runner_up < margin

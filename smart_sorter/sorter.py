@@ -26,11 +26,18 @@ from .finding import FoundFile, find_images
 from .folders import folder_path, label_folders
 from .journal import Journal, JournalState, journal_path, read_journal
 from .labels import LabelSet, parse_labels
-from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
+from .options import (
+    DEFAULT_MODEL,
+    DEFAULT_TEMPLATE,
+    MANIFEST_FILE_NAME,
+    OUTPUT_FILE_NAME,
+    UNCERTAIN_FOLDER,
+    SortOptions,
+)
 from .organising import Organiser, Recovery, recover
 from .results import CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
 from .retrying import retry_io
-from .scoring import Scores, rank
+from .scoring import Scores, is_uncertain, rank
 
 Notify = Callable[[str], None]
 SLOW_RUN_SECONDS = 600
@@ -83,6 +90,11 @@ def _yield_to_model() -> None:
     """Decoding threads run at a lower priority so they use the time the model leaves idle."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def _target_folder(row: dict[str, Any], folder_paths: dict[str, Path]) -> Path:
+    """A scored file's folder: its label's, or uncertain/ when its best label was too weak."""
+    return folder_paths[UNCERTAIN_FOLDER if row["status"] == "uncertain" else row["label"]]
 
 
 def _output_path(output_file: Path | None, source: Path, destination: Path) -> Path:
@@ -189,8 +201,10 @@ class Sorter:
         options = self.options
         source, destination = _check_paths(Path(source), Path(destination))
         label_set = parse_labels(labels, options.template)
-        folders = label_folders(label_set.categories)
+        uncertain = options.threshold is not None or options.margin is not None
+        folders = label_folders(label_set.categories, reserved=(UNCERTAIN_FOLDER,) if uncertain else ())
         folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
+        folder_paths[UNCERTAIN_FOLDER] = folder_path(destination, UNCERTAIN_FOLDER)
         for warning in label_set.warnings():
             self.notify(warning)
         csv_path = _output_path(options.output_file, source, destination)
@@ -200,6 +214,8 @@ class Sorter:
             "model": options.model,
             "operation": options.operation,
             "prompt_mode": options.prompt_mode,
+            "threshold": options.threshold,
+            "margin": options.margin,
             "output_file": str(csv_path),
         }
         state = JournalState() if options.dry_run else read_journal(journal_path(destination))
@@ -255,8 +271,7 @@ class Sorter:
             write_manifest(manifest_path, manifest)
             for found in to_place:  # scored before the interruption: placed without the model
                 row = recovery.to_place[found.relative]
-                label_folder_path = folder_paths[row["label"]]
-                rows.append(organiser.place(found.path, label_folder_path, row))
+                rows.append(organiser.place(found.path, _target_folder(row, folder_paths), row))
                 log.write([rows[-1]])
             if to_score:
                 loading = time.perf_counter()
@@ -319,7 +334,6 @@ class Sorter:
                     done.append(organiser.finish(row))
                     continue
                 ranking, best = next(rankings), next(best_prompts)
-                label = labels.categories[ranking.order[0]]
                 row = make_row(
                     item.found.relative,
                     item.sha256,
@@ -327,8 +341,10 @@ class Sorter:
                     order=ranking.order,
                     probabilities=ranking.probabilities,
                     prompt=prompts[best[ranking.order[0]]],
-                )
-                done.append(organiser.place(item.found.path, folder_paths[label], row))
+                    status="uncertain" if is_uncertain(ranking, threshold=options.threshold, margin=options.margin)
+                    else "sorted",
+                )  # fmt: skip
+                done.append(organiser.place(item.found.path, _target_folder(row, folder_paths), row))
             organiser.sync()
             log.write(done)
             rows.extend(done)
@@ -400,6 +416,8 @@ def sort_images(
     revision: str | None = None,
     output_file: str | Path | None = None,
     dry_run: bool = False,
+    threshold: float | None = None,
+    margin: float | None = None,
     cache: bool = True,
     decode_workers: int | None = None,
     notify: Notify | None = None,
@@ -425,6 +443,8 @@ def sort_images(
         revision=revision,
         output_file=Path(output_file) if output_file is not None else None,
         dry_run=dry_run,
+        threshold=threshold,
+        margin=margin,
         cache=cache,
         decode_workers=decode_workers,
     )

@@ -1,0 +1,57 @@
+"""The uncertain bucket: weak best labels go to uncertain/ instead of a label folder."""
+
+import pytest
+
+from smart_sorter import sort_images
+from smart_sorter.cli import main
+from smart_sorter.errors import LabelError, OptionError
+from smart_sorter.scoring import Ranking, is_uncertain
+
+
+@pytest.mark.parametrize(
+    "probabilities, threshold, margin, expected",
+    [
+        ((0.6, 0.3), 0.5, None, False),
+        ((0.4, 0.3), 0.5, None, True),
+        ((0.6, 0.5), None, 0.2, True),
+        ((0.6, 0.3), None, 0.2, False),
+        ((0.6,), None, 0.2, False),
+        ((0.6, 0.5), None, None, False),
+    ],
+)
+def test_is_uncertain(probabilities, threshold, margin, expected):
+    ranking = Ranking(tuple(range(len(probabilities))), probabilities)
+    assert is_uncertain(ranking, threshold=threshold, margin=margin) is expected
+
+
+def test_a_threshold_sends_weak_files_to_uncertain(photo_folder, tiny_clip, tmp_path):
+    result = sort_images(photo_folder, tmp_path / "out", "cat,dog,bird", model=str(tiny_clip), threshold=0.999,
+                         progress=False)  # fmt: skip
+    table = result.table
+    assert set(table["status"]) == {"uncertain"}
+    assert all(dest.startswith("uncertain/") for dest in table["destination"])
+    assert set(table["label"]) <= {"cat", "dog", "bird"}  # the best guess stays visible
+    assert len(list((tmp_path / "out" / "uncertain").iterdir())) == 6
+    assert result.label_counts["uncertain"] == 6
+
+
+def test_the_toy_model_is_sure_of_clear_shapes(toy_clip, tmp_path, capsys):
+    from tests.toy_clip import TOY_LABELS, write_shapes
+
+    truth = write_shapes(tmp_path / "shapes", 24, seed=7)
+    assert main(["--source", str(tmp_path / "shapes"), "--destination", str(tmp_path / "out"), "--labels",
+                 ",".join(TOY_LABELS), "--model", str(toy_clip), "--margin", "0.3", "--quiet"]) == 0  # fmt: skip
+    placed = {path.name: path.parent.name for path in (tmp_path / "out").rglob("shape_*")}
+    assert placed.keys() == truth.keys()
+    sure = [name for name, folder in placed.items() if folder != "uncertain"]
+    assert len(sure) >= 18
+    assert all(placed[name] == truth[name] for name in sure)
+    assert "uncertain" in capsys.readouterr().out or len(sure) == 24
+
+
+def test_a_label_named_uncertain_is_refused_when_the_bucket_is_on(photo_folder, tiny_clip, tmp_path):
+    with pytest.raises(LabelError, match="uncertain"):
+        sort_images(photo_folder, tmp_path / "out", "uncertain,sure", model=str(tiny_clip), threshold=0.5,
+                    progress=False)  # fmt: skip
+    with pytest.raises(OptionError, match="between 0 and 1"):
+        sort_images(photo_folder, tmp_path / "out", "a,b", model=str(tiny_clip), threshold=1.5, progress=False)
