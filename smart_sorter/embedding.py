@@ -14,7 +14,7 @@ from .encoder import DualEncoder, PipelineClassifier
 from .finding import FoundFile
 from .labels import LabelSet
 from .preprocessing import Preprocessor
-from .scoring import Scores, score_images, scores_from_prompt_probabilities
+from .scoring import Scores, category_embeddings, score_images, scores_from_prompt_probabilities, similar_pairs
 
 
 class BatchScorer:
@@ -50,6 +50,17 @@ class BatchScorer:
         self.cache = cache
         self.key = model_key(encoder.describe(), self.preprocessor.mode)
         self.cached_hashes = cache.hashes(self.key) if cache is not None else frozenset()
+
+    def label_advice(self, categories: tuple[str, ...]) -> list[str]:
+        """Labels this model can hardly tell apart: images would split between them by chance."""
+        if isinstance(self.encoder, PipelineClassifier):
+            return []
+        embeddings = category_embeddings(self.prompt_embeddings, self.owner, len(categories))
+        return [
+            f"The labels {first!r} and {second!r} mean nearly the same to this model (similarity {cosine:.2f});"
+            " images may split between them by chance. Merge them or describe each more distinctly."
+            for first, second, cosine in similar_pairs(embeddings, categories)
+        ]
 
     def known_hashes(self, files: list[FoundFile]) -> dict[str, str]:
         """Files unchanged since they were hashed, whose embeddings are cached: they need no reading."""

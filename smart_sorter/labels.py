@@ -33,6 +33,13 @@ class LabelSet:
     def warnings(self) -> list[str]:
         """Advice that does not stop a run."""
         notes = []
+        single_words = [category for category in self.categories if len(category.split()) == 1]
+        if self.template is not None and single_words:
+            example = single_words[0]
+            notes.append(
+                f"Single-word labels ({', '.join(repr(word) for word in single_words)}) often sort worse than short"
+                f" descriptions with context, such as 'a photo of a {example}' or 'a {example} in a street'."
+            )
         for category, group in zip(self.categories, self.prompts):
             for text in (category, *group):
                 if len(text) > LONG_LABEL_CHARS:

@@ -114,3 +114,15 @@ def is_uncertain(ranking: Ranking, *, threshold: float | None = None, margin: fl
         return True
     runner_up = ranking.probabilities[1] if len(ranking.probabilities) > 1 else 0.0
     return margin is not None and best - runner_up < margin
+
+
+def similar_pairs(embeddings: np.ndarray, names: tuple[str, ...], limit: float = 0.95) -> list[tuple[str, str, float]]:
+    """Pairs of categories whose (ensembled) text embeddings are nearly the same to the model."""
+    vectors = normalize(embeddings)
+    cosine = vectors @ vectors.T
+    return [
+        (names[i], names[j], float(cosine[i, j]))
+        for i in range(len(names))
+        for j in range(i + 1, len(names))
+        if cosine[i, j] >= limit
+    ]

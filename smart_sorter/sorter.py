@@ -322,6 +322,8 @@ class Sorter:
             self.encoder, labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
             batch_size=options.batch_size, cache=cache,
         )  # fmt: skip
+        for advice in scorer.label_advice(labels.categories):
+            self.notify(advice)
         prompts = labels.all_prompts
 
         def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:

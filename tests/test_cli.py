@@ -134,7 +134,7 @@ def test_destination_inside_the_source_is_not_sorted_again(photo_folder, tiny_cl
 
 
 def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("note: ")]
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert "Traceback" not in err[0]
     return err[0]

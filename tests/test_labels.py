@@ -48,7 +48,7 @@ def test_a_prompt_in_two_categories_is_refused():
 
 
 def test_long_labels_get_a_warning_not_an_error():
-    labels = parse_labels(["short", "x" * 81], DEFAULT_TEMPLATE)
+    labels = parse_labels(["a short label", "x " * 41], DEFAULT_TEMPLATE)
     warnings = labels.warnings()
     assert len(warnings) == 1 and "80 characters" in warnings[0]
 
@@ -73,3 +73,9 @@ def test_broken_labels_files_explain_themselves(tmp_path, content, message):
 def test_missing_labels_file(tmp_path):
     with pytest.raises(LabelError, match="does not exist"):
         read_labels_file(tmp_path / "nope.yaml")
+
+
+def test_single_word_labels_get_advice_once():
+    notes = parse_labels("cat, a dog in a park, bird", DEFAULT_TEMPLATE).warnings()
+    assert len(notes) == 1 and "'cat', 'bird'" in notes[0] and "short descriptions" in notes[0]
+    assert parse_labels({"cat": ["a photo of a cat"], "dog": ["a dog"]}, "{}").warnings() == []

@@ -240,7 +240,7 @@ def test_a_full_disk_stops_the_run_with_a_message_and_the_same_command_finishes_
     command = ["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", str(tiny_clip),
                "--batch_size", "2", "--quiet"]  # fmt: skip
     assert main(command) == 1
-    message = capsys.readouterr().err.strip()
+    message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("error: The disk holding") and "run the same command again" in message
     assert len([p for p in out.rglob("*.jpg")]) == 3
     assert not [p for p in out.rglob(f"{TEMP_PREFIX}*")]

@@ -59,3 +59,12 @@ def test_pipeline_probabilities_take_the_best_prompt_per_category():
     scores = scores_from_prompt_probabilities(np.array([[0.1, 0.6, 0.3]]), (0, 0, 1))
     np.testing.assert_allclose(scores.probabilities, [[0.6, 0.3]])
     assert scores.best_prompt.tolist() == [[1, 2]]
+
+
+def test_similar_pairs_finds_labels_the_model_cannot_tell_apart():
+    from smart_sorter.scoring import similar_pairs
+
+    vectors = np.array([[1.0, 0.0, 0.0], [0.99, 0.1, 0.0], [0.0, 1.0, 0.0]])
+    pairs = similar_pairs(vectors, ("army", "soldier", "cat"))
+    assert [(a, b) for a, b, _ in pairs] == [("army", "soldier")]
+    assert pairs[0][2] == pytest.approx(0.995, abs=1e-3)
