@@ -35,7 +35,7 @@ from .options import (
     SortOptions,
 )
 from .organising import Organiser, Recovery, recover
-from .results import CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
+from .results import BASE_COLUMNS, CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
 from .retrying import retry_io
 from .scoring import Scores, is_uncertain, rank
 
@@ -110,9 +110,18 @@ def _output_path(output_file: Path | None, source: Path, destination: Path) -> P
 def _check_same_run(state: JournalState, settings: dict[str, Any], destination: Path) -> None:
     """A destination holding another run's journal is refused: resuming is only for the same command.
 
-    A run that stopped before doing anything (a model that could not be loaded, say) binds nothing.
+    A run that stopped before doing anything (a model that could not be loaded, say) binds nothing:
+    its empty output.csv (a header line only, checked) is removed and a new run starts.
     """
-    if state.settings is None or state.settings == settings or not state.files:
+    if state.settings is None or state.settings == settings:
+        return
+    if not state.files:
+        old_table = Path(state.settings.get("output_file", ""))
+        if old_table.is_file() and old_table.stat().st_size < 4096:
+            lines = old_table.read_text(encoding="utf-8", errors="replace").splitlines()
+            if len(lines) == 1 and lines[0].startswith(",".join(BASE_COLUMNS)):
+                old_table.unlink()
+        state.settings = None
         return
     differences = ", ".join(key for key in settings if state.settings.get(key) != settings[key])
     raise DestinationError(

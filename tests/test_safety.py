@@ -261,3 +261,17 @@ def test_a_run_that_failed_before_doing_anything_binds_nothing(tmp_path, tiny_cl
     assert main(["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", str(tiny_clip),
                  "--quiet"]) == 0  # fmt: skip
     assert len(read_table(out / "output.csv")) == 3
+
+
+def test_a_run_that_did_nothing_never_lets_a_new_run_write_over_a_users_file(tmp_path, tiny_clip, capsys):
+    source = make_photos(tmp_path / "src", 2)
+    out = tmp_path / "out"
+    assert main(["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", "nobody/nothing",
+                 "--quiet"]) == 1  # fmt: skip
+    mine = tmp_path / "my-table.csv"
+    mine.write_text("my own notes")
+    assert main(["--source", str(source), "--destination", str(out), "--labels", "a,b", "--model", str(tiny_clip),
+                 "--output_file", str(mine), "--quiet"]) == 1  # fmt: skip
+    assert "already exists" in capsys.readouterr().err
+    assert mine.read_text() == "my own notes"
+    assert not (out / "output.csv").exists()  # the failed run's empty table was ours and is gone
