@@ -20,6 +20,7 @@ class LabelSet:
     categories: tuple[str, ...]
     prompts: tuple[tuple[str, ...], ...]
     template: str | None
+    thresholds: tuple[float | None, ...] = ()  # per category, from a labels file; None: the run's own
 
     @property
     def all_prompts(self) -> tuple[str, ...]:
@@ -50,8 +51,22 @@ class LabelSet:
                     break
         return notes
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {category: list(group) for category, group in zip(self.categories, self.prompts)}
+    def as_dict(self) -> dict[str, object]:
+        """The labels as a labels file would hold them."""
+        thresholds = self.thresholds or (None,) * len(self.categories)
+        return {
+            category: list(group) if threshold is None else {"prompts": list(group), "threshold": threshold}
+            for category, group, threshold in zip(self.categories, self.prompts, thresholds)
+        }
+
+    def threshold_of(self, index: int, default: float | None) -> float | None:
+        """Category `index`'s own threshold, else the run's."""
+        own = self.thresholds[index] if self.thresholds else None
+        return default if own is None else own
+
+    @property
+    def has_thresholds(self) -> bool:
+        return any(value is not None for value in self.thresholds)
 
 
 def _clean(text: object, where: str) -> str:
@@ -85,12 +100,30 @@ def labels_from_list(labels: Sequence[object], template: str) -> LabelSet:
     return LabelSet(tuple(categories), prompts, template)
 
 
+def _threshold(value: object, category: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise LabelError(f"The threshold of {category!r} must be a number between 0 and 1; got {value!r}.")
+    return float(value)
+
+
 def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
-    """Category -> prompt or list of prompts, prompts used as written."""
+    """Category -> prompt, list of prompts, or {"prompts": [...], "threshold": 0.4}; prompts used as written."""
     categories: list[str] = []
     prompts: list[tuple[str, ...]] = []
+    thresholds: list[float | None] = []
     for raw_category, raw_prompts in mapping.items():
         category = _clean(raw_category, "A category name")
+        threshold = None
+        if isinstance(raw_prompts, Mapping):
+            unknown = set(raw_prompts) - {"prompts", "threshold"}
+            if unknown:
+                raise LabelError(
+                    f"The category {category!r} has unknown keys {sorted(unknown)}; use prompts and threshold."
+                )
+            threshold = _threshold(raw_prompts.get("threshold"), category)
+            raw_prompts = raw_prompts.get("prompts", [])
         items = [raw_prompts] if isinstance(raw_prompts, str) else raw_prompts
         if not isinstance(items, Sequence) or not items:
             raise LabelError(f"The category {category!r} needs at least one prompt (a text or a list of texts).")
@@ -99,6 +132,7 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
             raise LabelError(f"The category {category!r} has an empty prompt.")
         categories.append(category)
         prompts.append(group)
+        thresholds.append(threshold)
     _check_categories(categories)
     owner: dict[str, str] = {}
     for category, group in zip(categories, prompts):
@@ -107,7 +141,7 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
                 raise LabelError(
                     f"The prompt {prompt!r} belongs to both {owner[prompt]!r} and {category!r}; keep it in one."
                 )
-    return LabelSet(tuple(categories), tuple(prompts), None)
+    return LabelSet(tuple(categories), tuple(prompts), None, tuple(thresholds))
 
 
 def read_labels_file(path: Path) -> LabelSet:

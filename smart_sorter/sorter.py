@@ -210,7 +210,7 @@ class Sorter:
         options = self.options
         source, destination = _check_paths(Path(source), Path(destination))
         label_set = parse_labels(labels, options.template)
-        uncertain = options.threshold is not None or options.margin is not None
+        uncertain = options.threshold is not None or options.margin is not None or label_set.has_thresholds
         folders = label_folders(label_set.categories, reserved=(UNCERTAIN_FOLDER,) if uncertain else ())
         folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
         folder_paths[UNCERTAIN_FOLDER] = folder_path(destination, UNCERTAIN_FOLDER)
@@ -345,16 +345,18 @@ class Sorter:
                     done.append(organiser.finish(row))
                     continue
                 ranking, best = next(rankings), next(best_prompts)
+                top = ranking.order[0]
+                threshold = labels.threshold_of(top, options.threshold)
+                weak = is_uncertain(ranking, threshold=threshold, margin=options.margin)
                 row = make_row(
                     item.found.relative,
                     item.sha256,
                     categories=labels.categories,
                     order=ranking.order,
                     probabilities=ranking.probabilities,
-                    prompt=prompts[best[ranking.order[0]]],
-                    status="uncertain" if is_uncertain(ranking, threshold=options.threshold, margin=options.margin)
-                    else "sorted",
-                )  # fmt: skip
+                    prompt=prompts[best[top]],
+                    status="uncertain" if weak else "sorted",
+                )
                 done.append(organiser.place(item.found.path, _target_folder(row, folder_paths), row))
             organiser.sync()
             log.write(done)

@@ -55,3 +55,26 @@ def test_a_label_named_uncertain_is_refused_when_the_bucket_is_on(photo_folder, 
                     progress=False)  # fmt: skip
     with pytest.raises(OptionError, match="between 0 and 1"):
         sort_images(photo_folder, tmp_path / "out", "a,b", model=str(tiny_clip), threshold=1.5, progress=False)
+
+
+def test_a_labels_file_can_set_a_threshold_per_category(photo_folder, tiny_clip, tmp_path):
+    labels = tmp_path / "labels.yaml"
+    labels.write_text(
+        "strict:\n  prompts: [a photo of a cat]\n  threshold: 0.999\nlenient:\n  prompts: [a photo of a dog]\n"
+    )
+    result = sort_images(photo_folder, tmp_path / "out", labels, model=str(tiny_clip), progress=False)
+    table = result.table
+    assert (table[table["label"] == "strict"]["status"] == "uncertain").all()
+    assert (table[table["label"] == "lenient"]["status"] == "sorted").all()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted(
+        {"uncertain" for s in table["status"] if s == "uncertain"}
+        | {"lenient" for s in table["label"] if s == "lenient"}
+    )
+
+
+@pytest.mark.parametrize("value", [1.5, "high", True])
+def test_bad_per_category_thresholds_are_refused(value):
+    from smart_sorter.labels import labels_from_mapping
+
+    with pytest.raises(LabelError, match="between 0 and 1"):
+        labels_from_mapping({"a": {"prompts": ["x"], "threshold": value}, "b": ["y"]})
