@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import platform
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,7 @@ from . import __version__
 from .cache import EmbeddingCache
 from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
-from .errors import DecodeError, DestinationError, SourceError
+from .errors import DestinationError, SourceError
 from .finding import FoundFile, find_images
 from .folders import folder_path, label_folders
 from .journal import Journal, JournalState, journal_path, read_journal
@@ -35,23 +31,12 @@ from .options import (
     SortOptions,
 )
 from .organising import Organiser, Recovery, recover
+from .reading import Prepared, chunks, prepared_stream
 from .results import BASE_COLUMNS, CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
-from .retrying import retry_io
 from .scoring import Scores, is_uncertain, rank
 
 Notify = Callable[[str], None]
 SLOW_RUN_SECONDS = 600
-
-
-@dataclass
-class Prepared:
-    """One file after the decoding worker: its hash and model input, or why it failed."""
-
-    found: FoundFile
-    sha256: str
-    pixels: Any = None
-    error: str = ""
-    cached: bool = False  # its embedding is in the cache: not decoded
 
 
 def _now() -> str:
@@ -84,12 +69,6 @@ def _check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
             " sorted and unsorted files. Choose a destination outside the source."
         )
     return source, destination
-
-
-def _yield_to_model() -> None:
-    """Decoding threads run at a lower priority so they use the time the model leaves idle."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _target_folder(row: dict[str, Any], folder_paths: dict[str, Path]) -> Path:
@@ -128,58 +107,6 @@ def _check_same_run(state: JournalState, settings: dict[str, Any], destination: 
         f"The destination {str(destination)!r} holds an earlier run with other settings ({differences}). Run the"
         " same command to finish it, `smart-sorter undo` it, or choose a new destination."
     )
-
-
-def prepared_stream(
-    files: Iterable[FoundFile],
-    prepare: Callable[[bytes], Any],
-    *,
-    workers: int,
-    lookahead: int,
-    known_hashes: Mapping[str, str] | None = None,
-    cached: frozenset[str] | set[str] = frozenset(),
-) -> Iterator[Prepared]:
-    """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order.
-
-    A file whose hash is in `cached` is not decoded; one listed in `known_hashes` (unchanged since
-    it was last hashed) with a cached embedding is not even read.
-    """
-    known_hashes = known_hashes or {}
-
-    def work(found: FoundFile) -> Prepared:
-        if known_hashes.get(found.relative) in cached:
-            return Prepared(found, known_hashes[found.relative], cached=True)
-        try:
-            data = retry_io(found.path.read_bytes)
-        except OSError as error:
-            return Prepared(found, "", error=f"cannot read file: {error.strerror or error}")
-        prepared = Prepared(found, hashlib.sha256(data).hexdigest())
-        if prepared.sha256 in cached:
-            prepared.cached = True
-            return prepared
-        try:
-            prepared.pixels = prepare(data)
-        except DecodeError as error:
-            prepared.error = str(error)
-        except MemoryError:
-            prepared.error = "image too large for the memory available"
-        return prepared
-
-    with ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix="smart-sorter-decode", initializer=_yield_to_model
-    ) as pool:
-        iterator = iter(files)
-        pending: deque[Future[Prepared]] = deque(pool.submit(work, found) for found in islice(iterator, lookahead))
-        while pending:
-            done = pending.popleft().result()
-            for found in islice(iterator, 1):
-                pending.append(pool.submit(work, found))
-            yield done
-
-
-def _chunks(items: Iterator[Prepared], size: int) -> Iterator[list[Prepared]]:
-    while chunk := list(islice(items, size)):
-        yield chunk
 
 
 class Sorter:
@@ -371,7 +298,7 @@ class Sorter:
         # One placing thread: files are copied while the model embeds the next batch, in order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
-            for number, chunk in enumerate(_chunks(stream, options.batch_size)):
+            for number, chunk in enumerate(chunks(stream, options.batch_size)):
                 valid = [item for item in chunk if not item.error]
                 scores = scorer.score(valid) if valid else None
                 if placing is not None:
