@@ -81,8 +81,8 @@ class BatchScorer:
             if self.cache is not None:
                 self.cache.put(self.key, embeddings)
         if self.cache is not None:
-            stale = [item.sha256 for item in items if item.cached]
-            embeddings.update(self.cache.get(self.key, stale) if stale else {})
+            from_cache = [item.sha256 for item in items if item.cached]
+            embeddings.update(self.cache.get(self.key, from_cache) if from_cache else {})
             self.cache.remember_hashes([(Path(item.found.path), item.sha256) for item in items])
         matrix = np.stack([embeddings[item.sha256] for item in items])
         return score_images(matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode)
