@@ -23,6 +23,8 @@ Undo a run (moved files go back, copies are removed, all verified by hash):
 Image embeddings are kept in SMART_SORTER_HOME, so sorting the same images again with
 new labels skips the image model; show or empty that cache with:
   smart-sorter cache [--clear]
+Sort a finished destination again with new labels, in place, from the cache:
+  smart-sorter resort DESTINATION --labels "a,b,c"
 """
 
 
@@ -119,6 +121,38 @@ def undo(argv: Sequence[str]) -> int:
     return _report(lambda: undo_run(arguments.destination), arguments.verbose)
 
 
+def resort_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter resort",
+        description="Sort a finished destination again with new labels, in place, from cached embeddings:"
+        " files move between label folders, verified, and output.csv is rewritten.",
+    )
+    parser.add_argument("destination", type=Path, help="the destination folder of a finished run")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog"')
+    labels.add_argument("--labels-file", "--labels_file", type=Path, help="JSON or YAML file of categories")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
+    parser.add_argument("--prompt-mode", "--prompt_mode", choices=PROMPT_MODES, default="average")
+    parser.add_argument("--threshold", type=float, help="best probability below this: to uncertain/")
+    parser.add_argument("--margin", type=float, help="best minus second below this: to uncertain/")
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    arguments = parser.parse_args(argv)
+    from .resorting import resort
+
+    labels_given = arguments.labels_file if arguments.labels_file is not None else arguments.labels
+    return _report(
+        lambda: resort(
+            arguments.destination,
+            labels_given,
+            template=arguments.template,
+            prompt_mode=arguments.prompt_mode,
+            threshold=arguments.threshold,
+            margin=arguments.margin,
+        ),
+        arguments.verbose,
+    )
+
+
 @dataclass
 class _CacheReport:
     text: str
@@ -157,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return undo(argv[1:])
     if argv[:1] == ["cache"]:
         return cache(argv[1:])
+    if argv[:1] == ["resort"]:
+        return resort_command(argv[1:])
     arguments = build_parser().parse_args(argv)
     from .sorter import sort_images
 

@@ -1,0 +1,145 @@
+"""`smart-sorter resort`: sort a finished destination again with new labels, in place.
+
+The images' embeddings come from the cache, so no image goes through the model again (unless the
+cache was cleared). Files whose label changed move between label folders through the same safe
+placement as a run; the journal keeps where each file originally came from, so `undo` still puts
+moved files back and removes copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import EmbeddingCache
+from .embedding import BatchScorer
+from .encoder import DualEncoder, PipelineClassifier, load_encoder
+from .errors import DestinationError, PlacementError
+from .finding import FoundFile
+from .folders import folder_path, label_folders
+from .journal import Journal, journal_path, read_journal
+from .labels import LabelSet, parse_labels
+from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
+from .placing import place_file
+from .reading import chunks, prepared_stream
+from .results import CsvLog, count_rows, csv_columns, make_row, write_manifest
+from .scoring import is_uncertain, rank
+
+
+@dataclass
+class ResortResult:
+    moved: int
+    unchanged: int
+    label_counts: dict[str, int]
+    csv_path: Path
+    seconds: float
+    problems: list[str]
+
+    def summary(self) -> str:
+        lines = [f"Re-sorted in {self.seconds:.1f} s: {self.moved} file(s) changed folder, {self.unchanged} stayed."]
+        width = max((len(label) for label in self.label_counts), default=0)
+        lines += [f"  {label:<{width}}  {count}" for label, count in self.label_counts.items()]
+        lines += [f"  {problem}" for problem in self.problems]
+        lines.append(f"Table: {self.csv_path}")
+        return "\n".join(lines)
+
+
+def resort(
+    destination: str | Path,
+    labels: str | Mapping[str, object] | LabelSet | Path,
+    *,
+    template: str = DEFAULT_TEMPLATE,
+    prompt_mode: str = "average",
+    threshold: float | None = None,
+    margin: float | None = None,
+    encoder: DualEncoder | PipelineClassifier | None = None,
+) -> ResortResult:
+    """Score the files of a finished run in `destination` against new labels and move them to match."""
+    started = time.perf_counter()
+    destination = Path(destination).resolve()
+    state = read_journal(journal_path(destination))
+    manifest_path = destination / MANIFEST_FILE_NAME
+    if state.settings is None or not state.done_rows or not manifest_path.exists():
+        raise DestinationError(f"No finished smart-sorter run is recorded in {str(destination)!r}; nothing to re-sort.")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("status") != "finished" or manifest["options"].get("dry_run"):
+        raise DestinationError(
+            f"The run in {str(destination)!r} is not finished (status {manifest.get('status')!r}); run its command"
+            " again to finish it first."
+        )
+    options = manifest["options"]
+    label_set = parse_labels(labels, template)
+    uncertain = threshold is not None or margin is not None or label_set.has_thresholds
+    folders = label_folders(label_set.categories, reserved=(UNCERTAIN_FOLDER,) if uncertain else ())
+    folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
+    folder_paths[UNCERTAIN_FOLDER] = folder_path(destination, UNCERTAIN_FOLDER)
+    placed = {row["file"]: row for row in state.done_rows if row.get("destination")}
+    kept_rows = [row for row in state.done_rows if not row.get("destination")]
+    files = [FoundFile(destination / row["destination"], relative) for relative, row in placed.items()]
+
+    encoder = encoder or load_encoder(options["model"], device=options.get("device", "auto"))
+    cache = EmbeddingCache() if options.get("cache", True) else None
+    scorer = BatchScorer(encoder, label_set, preprocess=options["preprocess"], prompt_mode=prompt_mode,
+                         batch_size=options["batch_size"], cache=cache)  # fmt: skip
+    top_k = options["top_k"]
+    settings = {**state.settings, "prompts": label_set.as_dict(), "prompt_mode": prompt_mode,
+                "threshold": threshold, "margin": margin}  # fmt: skip
+    journal = Journal(journal_path(destination))
+    journal.write("run", settings=settings, resort=True)
+    moved, unchanged, problems, rows = 0, 0, [], list(kept_rows)
+    try:
+        stream = prepared_stream(files, scorer.prepare, workers=2, lookahead=2 * options["batch_size"],
+                                 known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes)  # fmt: skip
+        for chunk in chunks(stream, options["batch_size"]):
+            valid = [item for item in chunk if not item.error]
+            scores = scorer.score(valid) if valid else None
+            rankings = iter(rank(scores.probabilities, top_k) if scores is not None else ())
+            best_prompts = iter(scores.best_prompt if scores is not None else ())
+            for item in chunk:
+                old = placed[item.found.relative]
+                if item.error:
+                    problems.append(f"{old['destination']}: {item.error}; left where it is")
+                    rows.append(old)
+                    continue
+                ranking, best = next(rankings), next(best_prompts)
+                top = ranking.order[0]
+                weak = is_uncertain(ranking, threshold=label_set.threshold_of(top, threshold), margin=margin)
+                row = make_row(
+                    old["file"], old["sha256"], categories=label_set.categories, order=ranking.order,
+                    probabilities=ranking.probabilities, prompt=scorer.prompts[best[top]],
+                    status="uncertain" if weak else "sorted", destination=old["destination"], action=old["action"],
+                )  # fmt: skip
+                target = folder_paths[UNCERTAIN_FOLDER if weak else label_set.categories[top]]
+                if item.found.path.parent == target:
+                    unchanged += 1
+                else:
+                    try:
+                        new = place_file(item.found.path, target, "move", old["sha256"])
+                    except PlacementError as error:
+                        problems.append(f"{old['destination']}: {error}; left where it is")
+                        rows.append(old)
+                        continue
+                    row["destination"] = new.path.relative_to(destination).as_posix()
+                    journal.write("placed", file=row["file"], destination=row["destination"], action=old["action"])
+                    moved += 1
+                journal.write("done", file=row["file"], row=row)
+                rows.append(row)
+            journal.sync()
+    finally:
+        journal.close()
+        if cache is not None:
+            cache.close()
+    csv_path = Path(settings["output_file"])
+    CsvLog(csv_path, csv_columns(top_k), resumed_rows=rows).close()
+    for folder in {path.parent for path in (destination / row["destination"] for row in placed.values())}:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # label folders the new labels left empty
+    label_counts, status_counts = count_rows(rows, label_set.categories)
+    manifest.update(labels=list(label_set.categories), prompts=label_set.as_dict(), folders=folders)
+    manifest.update(label_counts=label_counts, status_counts=status_counts, resorted=time.strftime("%FT%T"))
+    write_manifest(manifest_path, manifest)
+    return ResortResult(moved, unchanged, label_counts, csv_path, time.perf_counter() - started, problems)

@@ -1,0 +1,54 @@
+"""`smart-sorter resort`: new labels for a finished destination, from the cache, nothing lost."""
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from smart_sorter import sort_images
+from smart_sorter.cli import main
+from smart_sorter.encoder import DualEncoder
+from tests.toy_clip import write_shapes
+
+
+def hashes(folder: Path) -> Counter:
+    return Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("shape_*"))
+
+
+def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_path):
+    truth = write_shapes(tmp_path / "shapes", 24, seed=11)
+    out = tmp_path / "out"
+    colours = {"red circle": "red", "blue square": "blue", "green triangle": "green", "yellow cross": "yellow"}
+    by_colour = {f"{c} thing": [f"This is a photo of {label}."] for label, c in colours.items()}
+    sort_images(tmp_path / "shapes", out, {"round": ["This is a photo of red circle."],
+                                           "other": ["This is a photo of blue square.",
+                                                     "This is a photo of green triangle.",
+                                                     "This is a photo of yellow cross."]},
+                model=str(toy_clip), progress=False)  # fmt: skip
+    before = hashes(out)
+    encoder = DualEncoder(str(toy_clip), device="cpu").load()
+    encoder.embedded = []
+    original = encoder.embed_images
+    encoder.embed_images = lambda pixels: encoder.embedded.append(len(pixels)) or original(pixels)
+
+    from smart_sorter.resorting import resort
+
+    result = resort(out, by_colour, template="{}", encoder=encoder)
+    assert encoder.embedded == []  # every embedding came from the cache
+    assert hashes(out) == before  # nothing lost, nothing doubled
+    placed = {path.name: path.parent.name for path in out.rglob("shape_*")}
+    expected = {name: f"{colours[label]} thing" for name, label in truth.items()}
+    assert sum(placed[name] == folder for name, folder in expected.items()) >= 22
+    assert not (out / "round").exists() and not (out / "other").exists()  # emptied folders removed
+    table = pd.read_csv(result.csv_path, keep_default_na=False)
+    assert len(table) == 24 and set(table["label"]) <= set(by_colour)
+    assert all((out / d).exists() for d in table["destination"])
+    assert result.moved == 24
+    assert main(["undo", str(out)]) == 0  # copies made by the first run are removed, sources intact
+    assert not list(out.rglob("shape_*")) and len(list((tmp_path / "shapes").iterdir())) == 24
+
+
+def test_resort_needs_a_finished_run(tmp_path, capsys):
+    assert main(["resort", str(tmp_path), "--labels", "a,b"]) == 1
+    assert "nothing to re-sort" in capsys.readouterr().err
