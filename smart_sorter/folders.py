@@ -64,3 +64,13 @@ def folder_path(destination: Path, name: str) -> Path:
     if path.parent != root:
         raise LabelError(f"The folder name {name!r} would lead outside the destination; rename the label.")
     return path
+
+
+def plan_folders(
+    categories: Sequence[str], destination: Path, *, uncertain_bucket: bool, uncertain_name: str
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """Each label's folder name and path, plus the uncertain bucket's path (reserved when in use)."""
+    folders = label_folders(categories, reserved=(uncertain_name,) if uncertain_bucket else ())
+    paths = {label: folder_path(destination, name) for label, name in folders.items()}
+    paths[uncertain_name] = folder_path(destination, uncertain_name)
+    return folders, paths

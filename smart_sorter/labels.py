@@ -21,6 +21,7 @@ class LabelSet:
     prompts: tuple[tuple[str, ...], ...]
     template: str | None
     thresholds: tuple[float | None, ...] = ()  # per category, from a labels file; None: the run's own
+    negatives: tuple[bool, ...] = ()  # "none of these" categories: when one wins, the file is uncertain
 
     @property
     def all_prompts(self) -> tuple[str, ...]:
@@ -53,11 +54,12 @@ class LabelSet:
 
     def as_dict(self) -> dict[str, object]:
         """The labels as a labels file would hold them."""
-        thresholds = self.thresholds or (None,) * len(self.categories)
-        return {
-            category: list(group) if threshold is None else {"prompts": list(group), "threshold": threshold}
-            for category, group, threshold in zip(self.categories, self.prompts, thresholds)
-        }
+        described = {}
+        for index, (category, group) in enumerate(zip(self.categories, self.prompts)):
+            extra = {"threshold": self.threshold_of(index, None)} if self.threshold_of(index, None) is not None else {}
+            extra.update({"negative": True} if self.is_negative(index) else {})
+            described[category] = {"prompts": list(group), **extra} if extra else list(group)
+        return described
 
     def threshold_of(self, index: int, default: float | None) -> float | None:
         """Category `index`'s own threshold, else the run's."""
@@ -67,6 +69,18 @@ class LabelSet:
     @property
     def has_thresholds(self) -> bool:
         return any(value is not None for value in self.thresholds)
+
+    def is_negative(self, index: int) -> bool:
+        return bool(self.negatives) and self.negatives[index]
+
+    @property
+    def placed_categories(self) -> tuple[str, ...]:
+        """The categories that get a folder: all but the negative ones."""
+        return tuple(c for index, c in enumerate(self.categories) if not self.is_negative(index))
+
+    @property
+    def needs_uncertain(self) -> bool:
+        return self.has_thresholds or any(self.negatives)
 
 
 def _clean(text: object, where: str) -> str:
@@ -109,20 +123,28 @@ def _threshold(value: object, category: str) -> float | None:
 
 
 def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
-    """Category -> prompt, list of prompts, or {"prompts": [...], "threshold": 0.4}; prompts used as written."""
+    """Category -> prompt, list of prompts, or {"prompts": [...], "threshold": 0.4, "negative": false}.
+
+    Prompts are used as written. A negative category ("none of these") gets no folder: a file whose
+    best category is negative goes to uncertain/.
+    """
     categories: list[str] = []
     prompts: list[tuple[str, ...]] = []
     thresholds: list[float | None] = []
+    negatives: list[bool] = []
     for raw_category, raw_prompts in mapping.items():
         category = _clean(raw_category, "A category name")
-        threshold = None
+        threshold, negative = None, False
         if isinstance(raw_prompts, Mapping):
-            unknown = set(raw_prompts) - {"prompts", "threshold"}
+            unknown = set(raw_prompts) - {"prompts", "threshold", "negative"}
             if unknown:
                 raise LabelError(
-                    f"The category {category!r} has unknown keys {sorted(unknown)}; use prompts and threshold."
+                    f"The category {category!r} has unknown keys {sorted(unknown)}; use prompts, threshold, negative."
                 )
             threshold = _threshold(raw_prompts.get("threshold"), category)
+            negative = raw_prompts.get("negative", False)
+            if not isinstance(negative, bool):
+                raise LabelError(f"'negative' of {category!r} must be true or false; got {negative!r}.")
             raw_prompts = raw_prompts.get("prompts", [])
         items = [raw_prompts] if isinstance(raw_prompts, str) else raw_prompts
         if not isinstance(items, Sequence) or not items:
@@ -133,7 +155,10 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
         categories.append(category)
         prompts.append(group)
         thresholds.append(threshold)
+        negatives.append(negative)
     _check_categories(categories)
+    if all(negatives):
+        raise LabelError("Every category is marked negative; at least one must be a real label to sort into.")
     owner: dict[str, str] = {}
     for category, group in zip(categories, prompts):
         for prompt in group:
@@ -141,7 +166,7 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
                 raise LabelError(
                     f"The prompt {prompt!r} belongs to both {owner[prompt]!r} and {category!r}; keep it in one."
                 )
-    return LabelSet(tuple(categories), tuple(prompts), None, tuple(thresholds))
+    return LabelSet(tuple(categories), tuple(prompts), None, tuple(thresholds), tuple(negatives))
 
 
 def read_labels_file(path: Path) -> LabelSet:

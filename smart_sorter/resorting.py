@@ -20,7 +20,7 @@ from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DestinationError, PlacementError
 from .finding import FoundFile
-from .folders import folder_path, label_folders
+from .folders import plan_folders
 from .journal import Journal, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
@@ -73,10 +73,10 @@ def resort(
         )
     options = manifest["options"]
     label_set = parse_labels(labels, template)
-    uncertain = threshold is not None or margin is not None or label_set.has_thresholds
-    folders = label_folders(label_set.categories, reserved=(UNCERTAIN_FOLDER,) if uncertain else ())
-    folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
-    folder_paths[UNCERTAIN_FOLDER] = folder_path(destination, UNCERTAIN_FOLDER)
+    bucket = threshold is not None or margin is not None or label_set.needs_uncertain
+    folders, folder_paths = plan_folders(
+        label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
+    )
     placed = {row["file"]: row for row in state.done_rows if row.get("destination")}
     kept_rows = [row for row in state.done_rows if not row.get("destination")]
     files = [FoundFile(destination / row["destination"], relative) for relative, row in placed.items()]
@@ -107,7 +107,10 @@ def resort(
                     continue
                 ranking, best = next(rankings), next(best_prompts)
                 top = ranking.order[0]
-                weak = is_uncertain(ranking, threshold=label_set.threshold_of(top, threshold), margin=margin)
+                weak = is_uncertain(
+                    ranking, threshold=label_set.threshold_of(top, threshold), margin=margin,
+                    negative=label_set.is_negative(top),
+                )  # fmt: skip
                 row = make_row(
                     old["file"], old["sha256"], categories=label_set.categories, order=ranking.order,
                     probabilities=ranking.probabilities, prompt=scorer.prompts[best[top]],

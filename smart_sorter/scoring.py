@@ -106,9 +106,13 @@ def scores_from_prompt_probabilities(prompt_probabilities: np.ndarray, prompt_ow
     return Scores(masked.max(axis=-1), masked.argmax(axis=-1))
 
 
-def is_uncertain(ranking: Ranking, *, threshold: float | None = None, margin: float | None = None) -> bool:
-    """Whether the best label is too weak to trust: its probability under `threshold`, or its lead
-    over the runner-up under `margin`."""
+def is_uncertain(
+    ranking: Ranking, *, threshold: float | None = None, margin: float | None = None, negative: bool = False
+) -> bool:
+    """Whether the best label is too weak to trust: a "none of these" category, its probability
+    under `threshold`, or its lead over the runner-up under `margin`."""
+    if negative:
+        return True
     best = ranking.probabilities[0]
     if threshold is not None and best < threshold:
         return True

@@ -19,7 +19,7 @@ from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DestinationError, SourceError
 from .finding import FoundFile, find_images
-from .folders import folder_path, label_folders
+from .folders import plan_folders
 from .journal import Journal, JournalState, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import (
@@ -137,10 +137,10 @@ class Sorter:
         options = self.options
         source, destination = _check_paths(Path(source), Path(destination))
         label_set = parse_labels(labels, options.template)
-        uncertain = options.threshold is not None or options.margin is not None or label_set.has_thresholds
-        folders = label_folders(label_set.categories, reserved=(UNCERTAIN_FOLDER,) if uncertain else ())
-        folder_paths = {label: folder_path(destination, name) for label, name in folders.items()}
-        folder_paths[UNCERTAIN_FOLDER] = folder_path(destination, UNCERTAIN_FOLDER)
+        bucket = options.threshold is not None or options.margin is not None or label_set.needs_uncertain
+        folders, folder_paths = plan_folders(
+            label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
+        )
         for warning in label_set.warnings():
             self.notify(warning)
         csv_path = _output_path(options.output_file, source, destination)
@@ -274,7 +274,9 @@ class Sorter:
                 ranking, best = next(rankings), next(best_prompts)
                 top = ranking.order[0]
                 threshold = labels.threshold_of(top, options.threshold)
-                weak = is_uncertain(ranking, threshold=threshold, margin=options.margin)
+                weak = is_uncertain(
+                    ranking, threshold=threshold, margin=options.margin, negative=labels.is_negative(top)
+                )
                 row = make_row(
                     item.found.relative,
                     item.sha256,

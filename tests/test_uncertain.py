@@ -78,3 +78,30 @@ def test_bad_per_category_thresholds_are_refused(value):
 
     with pytest.raises(LabelError, match="between 0 and 1"):
         labels_from_mapping({"a": {"prompts": ["x"], "threshold": value}, "b": ["y"]})
+
+
+def test_a_negative_category_sends_what_it_wins_to_uncertain(toy_clip, tmp_path):
+    from tests.toy_clip import write_shapes
+
+    truth = write_shapes(tmp_path / "shapes", 24, seed=5)
+    labels = tmp_path / "labels.yaml"
+    labels.write_text(
+        "red circle: [This is a photo of red circle.]\n"
+        "blue square: [This is a photo of blue square.]\n"
+        "none of these:\n  negative: true\n"
+        "  prompts: [This is a photo of green triangle., This is a photo of yellow cross.]\n"
+    )
+    result = sort_images(tmp_path / "shapes", tmp_path / "out", labels, model=str(toy_clip), progress=False)
+    placed = {path.name: path.parent.name for path in (tmp_path / "out").rglob("shape_*")}
+    expected = {name: label if label in ("red circle", "blue square") else "uncertain" for name, label in truth.items()}
+    assert sum(placed[name] == folder for name, folder in expected.items()) >= 22
+    assert not (tmp_path / "out" / "none of these").exists()
+    negative_rows = result.table[result.table["label"] == "none of these"]
+    assert (negative_rows["status"] == "uncertain").all() and len(negative_rows) >= 8
+
+
+def test_every_category_negative_is_refused():
+    from smart_sorter.labels import labels_from_mapping
+
+    with pytest.raises(LabelError, match="at least one must be a real label"):
+        labels_from_mapping({"a": {"prompts": ["x"], "negative": True}, "b": {"prompts": ["y"], "negative": True}})
