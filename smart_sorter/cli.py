@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--margin", type=float, help="best minus second probability below this (0-1): the file goes to uncertain/"
     )
     parser.add_argument(
+        "--multi-label",
+        "--multi_label",
+        action="store_true",
+        help="tag each image with every category scoring above --threshold (0.5) on its own; placed by its best tag",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -215,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dry_run=arguments.dry_run,
             threshold=arguments.threshold,
             margin=arguments.margin,
+            multi_label=arguments.multi_label,
             cache=not arguments.no_cache,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,

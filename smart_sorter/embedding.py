@@ -16,6 +16,8 @@ from .labels import LabelSet
 from .preprocessing import Preprocessor
 from .scoring import Scores, category_embeddings, score_images, scores_from_prompt_probabilities, similar_pairs
 
+NEGATIVE_TEXT = "something else"
+
 
 class BatchScorer:
     """Scores batches of prepared files for one run: label texts embedded once, images via the cache.
@@ -33,6 +35,7 @@ class BatchScorer:
         prompt_mode: str,
         batch_size: int,
         cache: EmbeddingCache | None,
+        multi_label: bool = False,
     ) -> None:
         self.encoder = encoder
         self.prompts = list(labels.all_prompts)
@@ -46,6 +49,10 @@ class BatchScorer:
         self.preprocessor = Preprocessor(encoder.image_processor, preprocess)
         self.prepare = self.preprocessor.prepare
         self.prompt_embeddings = encoder.embed_texts(self.prompts)
+        self.negative_embedding = None
+        if multi_label:  # CLIP-like models score each category against "something else"
+            negative = (labels.template or "{}").format(NEGATIVE_TEXT)
+            self.negative_embedding = encoder.embed_texts([negative])[0]
         self.head = encoder.head
         self.cache = cache
         self.key = model_key(encoder.describe(), self.preprocessor.mode)
@@ -85,4 +92,7 @@ class BatchScorer:
             embeddings.update(self.cache.get(self.key, from_cache) if from_cache else {})
             self.cache.remember_hashes([(Path(item.found.path), item.sha256) for item in items])
         matrix = np.stack([embeddings[item.sha256] for item in items])
-        return score_images(matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode)
+        return score_images(
+            matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode,
+            negative_embedding=self.negative_embedding,
+        )  # fmt: skip

@@ -42,6 +42,7 @@ class SortOptions:
     dry_run: bool = False
     threshold: float | None = None  # best probability below it: the file goes to uncertain/
     margin: float | None = None  # best minus runner-up below it: the file goes to uncertain/
+    multi_label: bool = False  # every category above its threshold (default 0.5) becomes a tag
     cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 

@@ -17,10 +17,12 @@ BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha
 STATUSES = ("sorted", "uncertain", "error")
 
 
-def csv_columns(top_k: int) -> tuple[str, ...]:
-    """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`."""
+def csv_columns(top_k: int, tag_categories: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`; in
+    multi-label mode also `tags` and a `score:<category>` column per category."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
-    return BASE_COLUMNS + runners_up
+    tags = ("tags", *(f"score:{category}" for category in tag_categories)) if tag_categories else ()
+    return BASE_COLUMNS + runners_up + tags
 
 
 class CsvLog:

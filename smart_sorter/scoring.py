@@ -55,6 +55,7 @@ class Scores:
 
     probabilities: np.ndarray  # (images, categories)
     best_prompt: np.ndarray  # (images, categories): index into all prompts
+    independent: np.ndarray | None = None  # (images, categories): each category on its own, for tags
 
 
 def score_images(
@@ -64,6 +65,7 @@ def score_images(
     head: ScoreHead,
     *,
     prompt_mode: str = "average",
+    negative_embedding: np.ndarray | None = None,
 ) -> Scores:
     """Probabilities of each category for each image.
 
@@ -80,7 +82,14 @@ def score_images(
     else:
         cosine = images @ category_embeddings(prompts, prompt_owner, count).T
     logits = head.scale * cosine.astype(np.float64) + head.bias
-    return Scores(activate(logits, head), best_prompt)
+    independent = None
+    if head.activation == "sigmoid":
+        independent = activate(logits, head)  # SigLIP scores each label on its own already
+    elif negative_embedding is not None:
+        # CLIP-like: each category against a "something else" prompt, a two-way softmax
+        negative = head.scale * (images @ normalize(negative_embedding).reshape(-1, 1)).astype(np.float64)
+        independent = 1.0 / (1.0 + np.exp(negative - logits))
+    return Scores(activate(logits, head), best_prompt, independent)
 
 
 @dataclass(frozen=True)

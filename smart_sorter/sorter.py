@@ -37,6 +37,7 @@ from .scoring import Scores, is_uncertain, rank
 
 Notify = Callable[[str], None]
 SLOW_RUN_SECONDS = 600
+MULTI_LABEL_THRESHOLD = 0.5
 
 
 def _now() -> str:
@@ -69,6 +70,24 @@ def _check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
             " sorted and unsorted files. Choose a destination outside the source."
         )
     return source, destination
+
+
+def _tag(row: dict[str, Any], probabilities: Any, labels: LabelSet, threshold: float | None) -> list[str]:
+    """Multi-label mode: every category at or above its threshold (0.5 unless set) is a tag, best
+    first; the row's label becomes the best tag. Returns the tags; none means uncertain."""
+    order = sorted(range(len(labels.categories)), key=lambda index: -probabilities[index])
+    default = MULTI_LABEL_THRESHOLD if threshold is None else threshold
+    tags = [
+        labels.categories[index]
+        for index in order
+        if probabilities[index] >= labels.threshold_of(index, default) and not labels.is_negative(index)
+    ]
+    row["tags"] = "; ".join(tags)
+    row.update({f"score:{category}": float(value) for category, value in zip(labels.categories, probabilities)})
+    if tags:
+        row["label"] = tags[0]
+        row["score"] = float(probabilities[labels.categories.index(tags[0])])
+    return tags
 
 
 def _target_folder(row: dict[str, Any], folder_paths: dict[str, Path]) -> Path:
@@ -137,7 +156,8 @@ class Sorter:
         options = self.options
         source, destination = _check_paths(Path(source), Path(destination))
         label_set = parse_labels(labels, options.template)
-        bucket = options.threshold is not None or options.margin is not None or label_set.needs_uncertain
+        bucket = any((options.threshold is not None, options.margin is not None, options.multi_label))
+        bucket = bucket or label_set.needs_uncertain
         folders, folder_paths = plan_folders(
             label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
         )
@@ -152,6 +172,7 @@ class Sorter:
             "prompt_mode": options.prompt_mode,
             "threshold": options.threshold,
             "margin": options.margin,
+            "multi_label": options.multi_label,
             "output_file": str(csv_path),
         }
         state = JournalState() if options.dry_run else read_journal(journal_path(destination))
@@ -171,7 +192,8 @@ class Sorter:
         resuming = state.settings is not None
         recovery = recover(state, destination) if resuming else Recovery([], {})
         rows: list[dict[str, Any]] = state.done_rows + recovery.finished if resuming else []
-        log = CsvLog(csv_path, csv_columns(options.top_k), resumed_rows=rows if resuming else None)
+        tag_columns = label_set.categories if options.multi_label else ()
+        log = CsvLog(csv_path, csv_columns(options.top_k, tag_columns), resumed_rows=rows if resuming else None)
         journal = None if options.dry_run else Journal(journal_path(destination))
         organiser = Organiser(destination, options.operation, journal, dry_run=options.dry_run)
         for row in recovery.finished:
@@ -256,14 +278,18 @@ class Sorter:
         cache = EmbeddingCache() if options.cache else None
         scorer = BatchScorer(
             self.encoder, labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-            batch_size=options.batch_size, cache=cache,
+            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
         )  # fmt: skip
         for advice in scorer.label_advice(labels.categories):
             self.notify(advice)
         prompts = labels.all_prompts
 
         def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
-            rankings = iter(rank(scores.probabilities, options.top_k) if scores is not None else ())
+            per_image = None if scores is None else scores.probabilities
+            if options.multi_label and scores is not None and scores.independent is not None:
+                per_image = scores.independent  # tags: each category on its own
+            rankings = iter(rank(per_image, options.top_k) if per_image is not None else ())
+            values = iter(per_image if per_image is not None else ())
             best_prompts = iter(scores.best_prompt if scores is not None else ())
             done = []
             for item in chunk:
@@ -271,12 +297,8 @@ class Sorter:
                     row = make_row(item.found.relative, item.sha256, status="error", error=item.error)
                     done.append(organiser.finish(row))
                     continue
-                ranking, best = next(rankings), next(best_prompts)
+                ranking, best, probabilities = next(rankings), next(best_prompts), next(values)
                 top = ranking.order[0]
-                threshold = labels.threshold_of(top, options.threshold)
-                weak = is_uncertain(
-                    ranking, threshold=threshold, margin=options.margin, negative=labels.is_negative(top)
-                )
                 row = make_row(
                     item.found.relative,
                     item.sha256,
@@ -284,8 +306,15 @@ class Sorter:
                     order=ranking.order,
                     probabilities=ranking.probabilities,
                     prompt=prompts[best[top]],
-                    status="uncertain" if weak else "sorted",
                 )
+                if options.multi_label:
+                    weak = not _tag(row, probabilities, labels, options.threshold)
+                else:
+                    threshold = labels.threshold_of(top, options.threshold)
+                    weak = is_uncertain(
+                        ranking, threshold=threshold, margin=options.margin, negative=labels.is_negative(top)
+                    )
+                row["status"] = "uncertain" if weak else "sorted"
                 done.append(organiser.place(item.found.path, _target_folder(row, folder_paths), row))
             organiser.sync()
             log.write(done)
@@ -360,6 +389,7 @@ def sort_images(
     dry_run: bool = False,
     threshold: float | None = None,
     margin: float | None = None,
+    multi_label: bool = False,
     cache: bool = True,
     decode_workers: int | None = None,
     notify: Notify | None = None,
@@ -387,6 +417,7 @@ def sort_images(
         dry_run=dry_run,
         threshold=threshold,
         margin=margin,
+        multi_label=multi_label,
         cache=cache,
         decode_workers=decode_workers,
     )
