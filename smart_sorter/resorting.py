@@ -77,8 +77,10 @@ def resort(
     folders, folder_paths = plan_folders(
         label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
     )
-    placed = {row["file"]: row for row in state.done_rows if row.get("destination")}
-    kept_rows = [row for row in state.done_rows if not row.get("destination")]
+    # only files the run put there move; a `duplicate` was there before the run and is not ours to move
+    ours = [row for row in state.done_rows if row.get("destination") and row.get("action") in ("copied", "moved")]
+    placed = {row["file"]: row for row in ours}
+    kept_rows = [row for row in state.done_rows if row["file"] not in placed]
     files = [FoundFile(destination / row["destination"], relative) for relative, row in placed.items()]
 
     encoder = encoder or load_encoder(options["model"], device=options.get("device", "auto"))

@@ -52,3 +52,22 @@ def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_
 def test_resort_needs_a_finished_run(tmp_path, capsys):
     assert main(["resort", str(tmp_path), "--labels", "a,b"]) == 1
     assert "nothing to re-sort" in capsys.readouterr().err
+
+
+def test_resort_never_moves_a_file_that_was_there_before_the_run(tmp_path, tiny_clip):
+    from smart_sorter.resorting import resort
+    from tests.factories import noise_image
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(3):
+        noise_image(index).save(source / f"p{index}.jpg")
+    out = tmp_path / "out"
+    for label in ("a", "b"):  # the user's own copy of p0.jpg already sits in both possible folders
+        (out / label).mkdir(parents=True)
+        (out / label / "p0.jpg").write_bytes((source / "p0.jpg").read_bytes())
+    first = sort_images(source, out, "a,b", model=str(tiny_clip), progress=False)
+    assert first.table.set_index("file").loc["p0.jpg", "action"] == "duplicate"
+    resort(out, "c,d")
+    assert (out / "a" / "p0.jpg").exists() and (out / "b" / "p0.jpg").exists()
+    assert len(list(out.rglob("p1.jpg"))) == 1 and len(list(out.rglob("p2.jpg"))) == 1
