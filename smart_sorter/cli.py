@@ -28,6 +28,34 @@ Sort a finished destination again with new labels, in place, from the cache:
 """
 
 
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """The labels and how they are scored and trusted: shared by sorting and re-sorting."""
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,a bird in the sky"')
+    labels.add_argument(
+        "--labels-file", "--labels_file", type=Path, help="JSON or YAML file mapping each category to its prompts"
+    )
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
+    parser.add_argument(
+        "--prompt-mode",
+        "--prompt_mode",
+        choices=PROMPT_MODES,
+        default="average",
+        help="with several prompts per category: average their embeddings, or take the best one",
+    )
+    parser.add_argument(
+        "--threshold", type=float, help="best probability below this (0-1): the file goes to uncertain/ instead"
+    )
+    parser.add_argument(
+        "--margin", type=float, help="best minus second probability below this (0-1): the file goes to uncertain/"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+
+
+def labels_given(arguments: argparse.Namespace) -> object:
+    return arguments.labels_file if arguments.labels_file is not None else arguments.labels
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smart-sorter",
@@ -37,11 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--source", required=True, type=Path, help="folder of images (searched recursively)")
     parser.add_argument("--destination", required=True, type=Path, help="folder that gets one subfolder per label")
-    labels = parser.add_mutually_exclusive_group(required=True)
-    labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,a bird in the sky"')
-    labels.add_argument(
-        "--labels-file", "--labels_file", type=Path, help="JSON or YAML file mapping each category to its prompts"
-    )
+    add_label_arguments(parser)
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"Hugging Face model id or local folder ({DEFAULT_MODEL})"
     )
@@ -55,22 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (auto)")
     parser.add_argument("--top_k", "--top-k", type=int, default=3, help="how many ranked labels output.csv keeps (3)")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
-    parser.add_argument(
-        "--prompt-mode",
-        "--prompt_mode",
-        choices=PROMPT_MODES,
-        default="average",
-        help="with several prompts per category: average their embeddings, or take the best one",
-    )
     parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write the table; place no file")
-    parser.add_argument(
-        "--threshold", type=float, help="best probability below this (0-1): the file goes to uncertain/ instead"
-    )
-    parser.add_argument(
-        "--margin", type=float, help="best minus second probability below this (0-1): the file goes to uncertain/"
-    )
     parser.add_argument(
         "--multi-label",
         "--multi_label",
@@ -81,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="show details of errors")
     parser.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
     return parser
 
@@ -134,22 +143,14 @@ def resort_command(argv: Sequence[str]) -> int:
         " files move between label folders, verified, and output.csv is rewritten.",
     )
     parser.add_argument("destination", type=Path, help="the destination folder of a finished run")
-    labels = parser.add_mutually_exclusive_group(required=True)
-    labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog"')
-    labels.add_argument("--labels-file", "--labels_file", type=Path, help="JSON or YAML file of categories")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
-    parser.add_argument("--prompt-mode", "--prompt_mode", choices=PROMPT_MODES, default="average")
-    parser.add_argument("--threshold", type=float, help="best probability below this: to uncertain/")
-    parser.add_argument("--margin", type=float, help="best minus second below this: to uncertain/")
-    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    add_label_arguments(parser)
     arguments = parser.parse_args(argv)
     from .resorting import resort
 
-    labels_given = arguments.labels_file if arguments.labels_file is not None else arguments.labels
     return _report(
         lambda: resort(
             arguments.destination,
-            labels_given,
+            labels_given(arguments),
             template=arguments.template,
             prompt_mode=arguments.prompt_mode,
             threshold=arguments.threshold,
@@ -202,12 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from .sorter import sort_images
 
-    labels = arguments.labels_file if arguments.labels_file is not None else arguments.labels
     return _report(
         lambda: sort_images(
             arguments.source,
             arguments.destination,
-            labels,
+            labels_given(arguments),
             model=arguments.model,
             operation=arguments.operation,
             batch_size=arguments.batch_size,
