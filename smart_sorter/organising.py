@@ -79,7 +79,7 @@ def _finish_interrupted(record: FileRecord, destination: Path) -> dict[str, Any]
     else:
         return None  # it was still being copied to a temporary name
     sha256, source = claim["sha256"], Path(claim["source"])
-    if not (target.is_file() and holds_same_bytes(target, target.stat().st_size, sha256)):
+    if not holds_same_bytes(target, sha256):
         return None
     action = record.placed["action"] if record.placed else claim["action"]
     if claim["operation"] == "move" and source.exists():

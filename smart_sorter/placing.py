@@ -63,9 +63,12 @@ def candidate_names(name: str) -> Iterator[str]:
         number += 1
 
 
-def holds_same_bytes(path: Path, size: int, sha256: str) -> bool:
+def holds_same_bytes(path: Path, sha256: str, size: int | None = None) -> bool:
+    """Whether `path` is a file with these bytes; a known `size` skips hashing files that differ in it."""
     try:
-        return path.is_file() and path.stat().st_size == size and sha256_of(path) == sha256
+        if not path.is_file() or (size is not None and path.stat().st_size != size):
+            return False
+        return sha256_of(path) == sha256
     except OSError:
         return False
 
@@ -148,7 +151,7 @@ class _Placer:
             target = self.folder / name
             if not os.path.lexists(target):
                 yield target
-            elif holds_same_bytes(target, self.size, self.sha256):
+            elif holds_same_bytes(target, self.sha256, self.size):
                 yield Placement(target, "duplicate")
                 return
 

@@ -44,11 +44,11 @@ def _undo_one(record: FileRecord, row: dict[str, Any], destination: Path, result
     if action == "duplicate" and claim["operation"] == "copy":
         return  # identical bytes were there before the run: not ours to remove, and the source is intact
     target, source, sha256 = destination / placed, Path(claim["source"]), claim["sha256"]
-    if not (target.is_file() and holds_same_bytes(target, target.stat().st_size, sha256)):
+    if not holds_same_bytes(target, sha256):
         result.kept.append(f"{placed}: missing or changed since it was sorted; nothing done")
         return
     if action == "copied":
-        if source.is_file() and holds_same_bytes(source, source.stat().st_size, sha256):
+        if holds_same_bytes(source, sha256):
             retry_io(target.unlink)
             result.removed_copies += 1
         else:
