@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import LabelError
 
@@ -74,3 +75,8 @@ def plan_folders(
     paths = {label: folder_path(destination, name) for label, name in folders.items()}
     paths[uncertain_name] = folder_path(destination, uncertain_name)
     return folders, paths
+
+
+def target_folder(row: dict[str, Any], folder_paths: dict[str, Path], uncertain_name: str) -> Path:
+    """A scored file's folder: its label's, or the uncertain bucket when its best label was too weak."""
+    return folder_paths[uncertain_name if row["status"] == "uncertain" else row["label"]]

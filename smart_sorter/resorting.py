@@ -20,14 +20,14 @@ from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DestinationError, PlacementError
 from .finding import FoundFile
-from .folders import plan_folders
+from .folders import plan_folders, target_folder
 from .journal import Journal, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .placing import place_file
 from .reading import chunks, prepared_stream
-from .results import CsvLog, count_rows, csv_columns, make_row, write_manifest
-from .scoring import is_uncertain, rank
+from .results import CsvLog, count_rows, csv_columns, scored_row, write_manifest
+from .scoring import rank
 
 
 @dataclass
@@ -107,18 +107,12 @@ def resort(
                     problems.append(f"{old['destination']}: {item.error}; left where it is")
                     rows.append(old)
                     continue
-                ranking, best = next(rankings), next(best_prompts)
-                top = ranking.order[0]
-                weak = is_uncertain(
-                    ranking, threshold=label_set.threshold_of(top, threshold), margin=margin,
-                    negative=label_set.is_negative(top),
+                row = scored_row(
+                    old["file"], old["sha256"], next(rankings), next(best_prompts), label_set,
+                    threshold=threshold, margin=margin,
                 )  # fmt: skip
-                row = make_row(
-                    old["file"], old["sha256"], categories=label_set.categories, order=ranking.order,
-                    probabilities=ranking.probabilities, prompt=scorer.prompts[best[top]],
-                    status="uncertain" if weak else "sorted", destination=old["destination"], action=old["action"],
-                )  # fmt: skip
-                target = folder_paths[UNCERTAIN_FOLDER if weak else label_set.categories[top]]
+                row.update(destination=old["destination"], action=old["action"])
+                target = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
                 if item.found.path.parent == target:
                     unchanged += 1
                 else:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DestinationError, DiskFullError
+from .labels import LabelSet
+from .scoring import Ranking, is_uncertain
 
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
 STATUSES = ("sorted", "uncertain", "error")
@@ -160,3 +162,30 @@ def make_row(
         row[f"label_{rank}"] = categories[index]
         row[f"score_{rank}"] = probability
     return row
+
+
+def scored_row(
+    relative: str,
+    sha256: str,
+    ranking: Ranking,
+    best_prompt: Any,
+    labels: LabelSet,
+    *,
+    threshold: float | None,
+    margin: float | None,
+) -> dict[str, Any]:
+    """A scored file's row: its ranked labels, the prompt that matched, and `uncertain` when its best
+    label is negative or below its threshold or margin."""
+    top = ranking.order[0]
+    weak = is_uncertain(
+        ranking, threshold=labels.threshold_of(top, threshold), margin=margin, negative=labels.is_negative(top)
+    )
+    return make_row(
+        relative,
+        sha256,
+        categories=labels.categories,
+        order=ranking.order,
+        probabilities=ranking.probabilities,
+        prompt=labels.all_prompts[best_prompt[top]],
+        status="uncertain" if weak else "sorted",
+    )

@@ -19,7 +19,7 @@ from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DestinationError, SourceError
 from .finding import FoundFile, find_images
-from .folders import plan_folders
+from .folders import plan_folders, target_folder
 from .journal import Journal, JournalState, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import (
@@ -32,8 +32,8 @@ from .options import (
 )
 from .organising import Organiser, Recovery, recover
 from .reading import Prepared, chunks, prepared_stream
-from .results import BASE_COLUMNS, CsvLog, SortResult, count_rows, csv_columns, make_row, write_manifest
-from .scoring import Scores, is_uncertain, rank
+from .results import BASE_COLUMNS, CsvLog, SortResult, count_rows, csv_columns, make_row, scored_row, write_manifest
+from .scoring import Scores, rank
 
 Notify = Callable[[str], None]
 SLOW_RUN_SECONDS = 600
@@ -88,11 +88,6 @@ def _tag(row: dict[str, Any], probabilities: Any, labels: LabelSet, threshold: f
         row["label"] = tags[0]
         row["score"] = float(probabilities[labels.categories.index(tags[0])])
     return tags
-
-
-def _target_folder(row: dict[str, Any], folder_paths: dict[str, Path]) -> Path:
-    """A scored file's folder: its label's, or uncertain/ when its best label was too weak."""
-    return folder_paths[UNCERTAIN_FOLDER if row["status"] == "uncertain" else row["label"]]
 
 
 def _output_path(output_file: Path | None, source: Path, destination: Path) -> Path:
@@ -229,7 +224,7 @@ class Sorter:
             write_manifest(manifest_path, manifest)
             for found in to_place:  # scored before the interruption: placed without the model
                 row = recovery.to_place[found.relative]
-                rows.append(organiser.place(found.path, _target_folder(row, folder_paths), row))
+                rows.append(organiser.place(found.path, target_folder(row, folder_paths, UNCERTAIN_FOLDER), row))
                 log.write([rows[-1]])
             if to_score:
                 loading = time.perf_counter()
@@ -282,7 +277,6 @@ class Sorter:
         )  # fmt: skip
         for advice in scorer.label_advice(labels.categories):
             self.notify(advice)
-        prompts = labels.all_prompts
 
         def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
             per_image = None if scores is None else scores.probabilities
@@ -298,24 +292,13 @@ class Sorter:
                     done.append(organiser.finish(row))
                     continue
                 ranking, best, probabilities = next(rankings), next(best_prompts), next(values)
-                top = ranking.order[0]
-                row = make_row(
-                    item.found.relative,
-                    item.sha256,
-                    categories=labels.categories,
-                    order=ranking.order,
-                    probabilities=ranking.probabilities,
-                    prompt=prompts[best[top]],
-                )
+                row = scored_row(
+                    item.found.relative, item.sha256, ranking, best, labels,
+                    threshold=options.threshold, margin=options.margin,
+                )  # fmt: skip
                 if options.multi_label:
-                    weak = not _tag(row, probabilities, labels, options.threshold)
-                else:
-                    threshold = labels.threshold_of(top, options.threshold)
-                    weak = is_uncertain(
-                        ranking, threshold=threshold, margin=options.margin, negative=labels.is_negative(top)
-                    )
-                row["status"] = "uncertain" if weak else "sorted"
-                done.append(organiser.place(item.found.path, _target_folder(row, folder_paths), row))
+                    row["status"] = "sorted" if _tag(row, probabilities, labels, options.threshold) else "uncertain"
+                done.append(organiser.place(item.found.path, target_folder(row, folder_paths, UNCERTAIN_FOLDER), row))
             organiser.sync()
             log.write(done)
             rows.extend(done)
