@@ -26,7 +26,7 @@ from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .placing import place_file
 from .reading import chunks, prepared_stream
-from .results import CsvLog, count_rows, csv_columns, scored_row, write_manifest
+from .results import CsvLog, count_lines, count_rows, csv_columns, scored_row, write_manifest
 from .scoring import rank
 
 
@@ -41,8 +41,7 @@ class ResortResult:
 
     def summary(self) -> str:
         lines = [f"Re-sorted in {self.seconds:.1f} s: {self.moved} file(s) changed folder, {self.unchanged} stayed."]
-        width = max((len(label) for label in self.label_counts), default=0)
-        lines += [f"  {label:<{width}}  {count}" for label, count in self.label_counts.items()]
+        lines += count_lines(self.label_counts)
         lines += [f"  {problem}" for problem in self.problems]
         lines.append(f"Table: {self.csv_path}")
         return "\n".join(lines)

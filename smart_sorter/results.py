@@ -110,9 +110,7 @@ class SortResult:
             new = total - self.resumed_files
             timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
         lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
-        width = max((len(label) for label in self.label_counts), default=0)
-        for label, count in self.label_counts.items():
-            lines.append(f"  {label:<{width}}  {count}")
+        lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
         if self.resumed_files:
@@ -121,6 +119,12 @@ class SortResult:
             lines.append("  The run stopped early; output.csv lists the files done so far.")
         lines.append(f"Table: {self.csv_path}")
         return "\n".join(lines)
+
+
+def count_lines(label_counts: dict[str, int]) -> list[str]:
+    """Files per label as aligned summary lines."""
+    width = max((len(label) for label in label_counts), default=0)
+    return [f"  {label:<{width}}  {count}" for label, count in label_counts.items()]
 
 
 def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
