@@ -195,6 +195,25 @@ def read_labels_file(path: Path) -> LabelSet:
     return labels_from_mapping(data)
 
 
+def labels_from_text(text: str, template: str) -> LabelSet:
+    """Labels as typed in a text box: one line is a comma list; several lines are one category each,
+    as `category` (filled into the template) or `category: prompt; another prompt` (used as written)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return labels_from_list(text.split(","), template)
+    described = [line.partition(":") for line in lines]
+    if not any(colon for _, colon, _ in described):
+        return labels_from_list(lines, template)
+    mapping: dict[str, object] = {}
+    for category, _, prompts in described:
+        category = category.strip()
+        if category.casefold() in (key.casefold() for key in mapping):
+            _check_categories([*mapping, category])  # names the repeated category
+        written = [prompt.strip() for prompt in prompts.split(";") if prompt.strip()]
+        mapping[category] = written or [template.format(category)]
+    return labels_from_mapping(mapping)
+
+
 def parse_labels(labels: str | Mapping[str, object] | LabelSet | Path, template: str) -> LabelSet:
     """Any form a user may give labels in, as a LabelSet."""
     if isinstance(labels, LabelSet):
@@ -204,7 +223,7 @@ def parse_labels(labels: str | Mapping[str, object] | LabelSet | Path, template:
     if isinstance(labels, Mapping):
         return labels_from_mapping(labels)
     if isinstance(labels, str):
-        return labels_from_list(labels.split(","), template)
+        return labels_from_text(labels, template)
     if isinstance(labels, Sequence):
         return labels_from_list(labels, template)
     raise LabelError(f"Labels must be a comma-separated text, a list, or a mapping; got {type(labels).__name__}.")

@@ -82,6 +82,26 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, given to an observer after each batch: files done of all found, files per
+    label so far, and the pace of the files scored by this run (resumed ones cost nothing)."""
+
+    done: int
+    total: int
+    label_counts: dict[str, int]
+    seconds: float
+    scored: int = 0  # files this run scored or read: the pace counts only these
+
+    @property
+    def rate(self) -> float:
+        return self.scored / self.seconds if self.seconds > 0 and self.scored else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate else None
+
+
 @dataclass
 class SortResult:
     """The outcome of `sort_images`: the table of output.csv and where things were written."""

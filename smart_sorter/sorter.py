@@ -32,10 +32,21 @@ from .options import (
 )
 from .organising import Organiser, Recovery, recover
 from .reading import Prepared, chunks, prepared_stream
-from .results import BASE_COLUMNS, CsvLog, SortResult, count_rows, csv_columns, make_row, scored_row, write_manifest
+from .results import (
+    BASE_COLUMNS,
+    CsvLog,
+    Progress,
+    SortResult,
+    count_rows,
+    csv_columns,
+    make_row,
+    scored_row,
+    write_manifest,
+)
 from .scoring import Scores, rank
 
 Notify = Callable[[str], None]
+Observe = Callable[[Progress], None]
 SLOW_RUN_SECONDS = 600
 MULTI_LABEL_THRESHOLD = 0.5
 
@@ -134,12 +145,14 @@ class Sorter:
         notify: Notify | None = None,
         progress: bool = True,
         stop: threading.Event | None = None,
+        on_progress: Observe | None = None,
     ) -> None:
         self.options = options
         self._encoder = encoder
         self.notify = notify or (lambda message: None)
         self.progress = progress
         self.stop = stop or threading.Event()
+        self.on_progress = on_progress or (lambda progress: None)
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier:
@@ -220,8 +233,15 @@ class Sorter:
         started = time.perf_counter()
         model_seconds = 0.0
         status = "interrupted"
+        total = len(rows) + len(to_place) + len(to_score)
+
+        def report(scored: int, since: float) -> None:
+            counts = count_rows(rows, label_set.categories)[0]
+            self.on_progress(Progress(len(rows), total, counts, time.perf_counter() - since, scored))
+
         try:
             write_manifest(manifest_path, manifest)
+            report(0, started)
             for found in to_place:  # scored before the interruption: placed without the model
                 row = recovery.to_place[found.relative]
                 rows.append(organiser.place(found.path, target_folder(row, folder_paths, UNCERTAIN_FOLDER), row))
@@ -231,7 +251,8 @@ class Sorter:
                 manifest["model"] = self.encoder.describe()
                 model_seconds = time.perf_counter() - loading
                 write_manifest(manifest_path, manifest)
-                self._sort(to_score, label_set, folder_paths, organiser, log, rows)
+                self._sort(to_score, label_set, folder_paths, organiser, log, rows, report)
+            report(0, started)
             status = "stopped" if self.stop.is_set() else "finished"
         finally:
             log.close()
@@ -266,6 +287,7 @@ class Sorter:
         organiser: Organiser,
         log: CsvLog,
         rows: list[dict[str, Any]],
+        report: Callable[[int, float], None],
     ) -> None:
         from tqdm.auto import tqdm
 
@@ -302,6 +324,8 @@ class Sorter:
             organiser.sync()
             log.write(done)
             rows.extend(done)
+            scored[0] += len(done)
+            report(scored[0], first_batch_at)
 
         stream = prepared_stream(
             files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
@@ -309,6 +333,7 @@ class Sorter:
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
+        scored = [0]  # files this call has done, counted by the placing thread
         # One placing thread: files are copied while the model embeds the next batch, in order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
@@ -379,12 +404,14 @@ def sort_images(
     progress: bool = True,
     encoder: DualEncoder | PipelineClassifier | None = None,
     stop: threading.Event | None = None,
+    on_progress: Observe | None = None,
 ) -> SortResult:
     """Sort the images under `source` into `destination/<label>/` and write output.csv.
 
     `labels` is a comma-separated text ("cat,dog"), a list, a mapping of category -> prompts, or
     the `Path` of a JSON/YAML labels file. `notify` receives advice (long labels, a slow run);
-    `encoder` reuses an already loaded model; setting `stop` ends the run after the current batch.
+    `encoder` reuses an already loaded model; setting `stop` ends the run after the current batch;
+    `on_progress` receives a `Progress` after each batch (from the placing thread).
     """
     options = SortOptions(
         model=model,
@@ -404,5 +431,5 @@ def sort_images(
         cache=cache,
         decode_workers=decode_workers,
     )
-    runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop)
+    runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop, on_progress=on_progress)
     return runner.run(Path(source), Path(destination), labels)

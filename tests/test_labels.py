@@ -79,3 +79,16 @@ def test_single_word_labels_get_advice_once():
     notes = parse_labels("cat, a dog in a park, bird", DEFAULT_TEMPLATE).warnings()
     assert len(notes) == 1 and "'cat', 'bird'" in notes[0] and "short descriptions" in notes[0]
     assert parse_labels({"cat": ["a photo of a cat"], "dog": ["a dog"]}, "{}").warnings() == []
+
+
+def test_text_box_labels_one_line_a_comma_list_several_lines_a_category_each():
+    assert parse_labels("cat, dog", "A {}.").prompts == (("A cat.",), ("A dog.",))
+    lines = parse_labels("a cat\n\n  a dog  \n", "A {}.")
+    assert lines.categories == ("a cat", "a dog") and lines.template == "A {}."
+    described = parse_labels("cats: a photo of a cat; a kitten\ndogs\nbirds:", "A {}.")
+    assert described.categories == ("cats", "dogs", "birds")
+    assert described.prompts == (("a photo of a cat", "a kitten"), ("A dogs.",), ("A birds.",))
+    with pytest.raises(LabelError, match="repeated"):
+        parse_labels("cat: a cat\nCat: another cat", "A {}.")
+    with pytest.raises(LabelError, match="empty"):
+        parse_labels(": a cat\ndog", "A {}.")

@@ -40,6 +40,19 @@ def test_stop_ends_the_run_after_the_current_batch(photo_folder, tiny_clip, tmp_
     assert manifest["status"] == "stopped"
 
 
+def test_progress_is_reported_after_each_batch(photo_folder, tiny_clip, tmp_path):
+    seen = []
+    sort_images(
+        photo_folder, tmp_path / "out", "cat,dog", model=str(tiny_clip), batch_size=2, progress=False,
+        on_progress=seen.append,
+    )  # fmt: skip
+    assert [progress.done for progress in seen] == [0, 2, 4, 6, 6]
+    assert {progress.total for progress in seen} == {6}
+    assert sum(seen[-1].label_counts.values()) == 6 and set(seen[-1].label_counts) == {"cat", "dog"}
+    assert seen[-2].rate > 0 and seen[-2].seconds_left == 0
+    assert seen[1].seconds_left is not None and seen[1].seconds_left > 0
+
+
 def test_prepared_stream_keeps_file_order_and_records_failures(tmp_path):
     for index in range(10):
         (tmp_path / f"{index:02d}.jpg").write_bytes(bytes([index]) * (index + 1))
