@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag each image with every category scoring above --threshold (0.5) on its own; placed by its best tag",
     )
     parser.add_argument(
+        "--copy-to-tags",
+        "--copy_to_tags",
+        action="store_true",
+        help="with --multi-label: also copy each image into the folder of every other tag it got",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -222,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=arguments.threshold,
             margin=arguments.margin,
             multi_label=arguments.multi_label,
+            copy_tags=arguments.copy_to_tags,
             cache=not arguments.no_cache,
             notify=lambda message: _say(f"note: {message}"),
             progress=not arguments.quiet,

@@ -7,6 +7,8 @@ to the source):
   being written), with the scored row, so a resumed run neither re-scores nor loses track of it;
 - `placed`: the file is in its label folder (`destination`, `action`: copied, moved, duplicate);
 - `removed`: a moved file's source was deleted after the placed copy verified;
+- `claiming_copy` / `copy`: in multi-label mode with copies, the same for each further tag's folder
+  (a copy of the placed file; `copy` has its `destination` and `action`: copied or duplicate);
 - `done`: the file's final output.csv row;
 - `undone`: `smart-sorter undo` reversed the placement.
 output.csv is rebuilt from the `done` rows, so the journal alone says what a run did.
@@ -66,6 +68,8 @@ class FileRecord:
     removed: bool = False
     done: dict[str, Any] | None = None
     undone: bool = False
+    copy_claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> its latest claim
+    copies: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> the copy made there
 
 
 @dataclass
@@ -109,6 +113,10 @@ def read_journal(path: Path) -> JournalState:
                 record.placed = entry
             elif event == "removed":
                 record.removed = True
+            elif event == "claiming_copy":
+                record.copy_claims[entry["folder"]] = entry
+            elif event == "copy":
+                record.copies[entry["folder"]] = entry
             elif event == "done":
                 record.done = entry["row"]
             elif event == "undone":

@@ -43,6 +43,7 @@ class SortOptions:
     threshold: float | None = None  # best probability below it: the file goes to uncertain/
     margin: float | None = None  # best minus runner-up below it: the file goes to uncertain/
     multi_label: bool = False  # every category above its threshold (default 0.5) becomes a tag
+    copy_tags: bool = False  # multi-label: also copy each file into the folder of every other tag
     cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
@@ -59,6 +60,8 @@ class SortOptions:
         for name, value in (("threshold", self.threshold), ("margin", self.margin)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
+        if self.copy_tags and not self.multi_label:
+            raise OptionError("Copying into every tagged folder needs multi-label mode; turn it on as well.")
         if self.decode_workers is not None and self.decode_workers < 1:
             raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
         rest = self.template.replace("{}", "", 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,42 @@ class Organiser:
         if self.journal is not None:
             self.journal.write(event, **fields)
 
-    def finish(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Record a file's final row."""
+    def finish(self, row: dict[str, Any], copies_to: Sequence[Path] = (), earlier: FileRecord | None = None) -> dict:
+        """Record a file's final row, after copying the placed file into each folder of `copies_to`
+        (multi-label mode: its other tags). `earlier` is what an interrupted run journaled of it."""
+        if copies_to and row.get("destination") and not self.dry_run:
+            row = self._copy(row, copies_to, earlier)
         self._write("done", file=row["file"], row=row)
         return row
 
-    def place(self, source: Path, folder: Path, row: dict[str, Any]) -> dict[str, Any]:
-        """Place one scored file (its row names it and holds its hash) and return its final row."""
+    def _copy(self, row: dict[str, Any], folders: Sequence[Path], earlier: FileRecord | None) -> dict[str, Any]:
+        placed, relative, sha256 = self.destination / row["destination"], row["file"], row["sha256"]
+        made, problems = [], []
+        for folder in folders:
+            claimed = earlier.copy_claims.get(folder.name) if earlier else None
+            if claimed and claimed.get("temp"):
+                (folder / claimed["temp"]).unlink(missing_ok=True)  # an interrupted copy's partial file
+
+            def announce(name: str, temp: str, action: str, folder: Path = folder) -> None:
+                self._write("claiming_copy", file=relative, folder=folder.name, name=name, temp=temp)
+
+            try:
+                copy = place_file(placed, folder, "copy", sha256, announce=announce)
+            except PlacementError as error:
+                problems.append(f"not copied to {folder.name}/: {error}")
+                continue
+            action = copy.action
+            if action == "duplicate" and claimed and claimed.get("name") == copy.path.name:
+                action = "copied"  # our own copy, made before an interruption
+            destination = copy.path.relative_to(self.destination).as_posix()
+            self._write("copy", file=relative, folder=folder.name, destination=destination, action=action)
+            made.append(destination)
+        error = "; ".join(filter(None, [row.get("error", ""), *problems]))
+        return {**row, "copies": "; ".join(made), "error": error}
+
+    def place(self, source: Path, folder: Path, row: dict[str, Any], copies_to: Sequence[Path] = ()) -> dict[str, Any]:
+        """Place one scored file (its row names it and holds its hash), then its copies, and return
+        its final row."""
         if self.dry_run:
             return self.finish({**row, "action": "planned"})
         relative, sha256 = row["file"], row["sha256"]
@@ -51,7 +81,7 @@ class Organiser:
         self._write("placed", file=relative, destination=destination, action=placement.action)
         if self.operation == "move":
             self._write("removed", file=relative)
-        return self.finish({**row, "destination": destination, "action": placement.action})
+        return self.finish({**row, "destination": destination, "action": placement.action}, copies_to)
 
     def sync(self) -> None:
         if self.journal is not None:

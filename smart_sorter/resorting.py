@@ -71,8 +71,14 @@ def resort(
             " again to finish it first."
         )
     options = manifest["options"]
+    if options.get("copy_tags"):
+        raise DestinationError(
+            f"The run in {str(destination)!r} copied files into every tagged folder; re-sorting such a run is not"
+            " supported. `smart-sorter undo` it and sort again with the new labels (the cache makes that fast)."
+        )
+    multi_label = bool(options.get("multi_label"))  # the run's mode is kept
     label_set = parse_labels(labels, template)
-    bucket = threshold is not None or margin is not None or label_set.needs_uncertain
+    bucket = threshold is not None or margin is not None or label_set.needs_uncertain or multi_label
     folders, folder_paths = plan_folders(
         label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
     )
@@ -85,7 +91,7 @@ def resort(
     encoder = encoder or load_encoder(options["model"], device=options.get("device", "auto"))
     cache = EmbeddingCache() if options.get("cache", True) else None
     scorer = BatchScorer(encoder, label_set, preprocess=options["preprocess"], prompt_mode=prompt_mode,
-                         batch_size=options["batch_size"], cache=cache)  # fmt: skip
+                         batch_size=options["batch_size"], cache=cache, multi_label=multi_label)  # fmt: skip
     top_k = options["top_k"]
     settings = {**state.settings, "prompts": label_set.as_dict(), "prompt_mode": prompt_mode,
                 "threshold": threshold, "margin": margin}  # fmt: skip
@@ -98,7 +104,9 @@ def resort(
         for chunk in chunks(stream, options["batch_size"]):
             valid = [item for item in chunk if not item.error]
             scores = scorer.score(valid) if valid else None
-            rankings = iter(rank(scores.probabilities, top_k) if scores is not None else ())
+            per_image = scores.ranked(multi_label) if scores is not None else None
+            rankings = iter(rank(per_image, top_k) if per_image is not None else ())
+            tag_scores = iter(per_image if per_image is not None and multi_label else ())
             best_prompts = iter(scores.best_prompt if scores is not None else ())
             for item in chunk:
                 old = placed[item.found.relative]
@@ -108,7 +116,7 @@ def resort(
                     continue
                 row = scored_row(
                     old["file"], old["sha256"], next(rankings), next(best_prompts), label_set,
-                    threshold=threshold, margin=margin,
+                    threshold=threshold, margin=margin, tag_scores=next(tag_scores, None),
                 )  # fmt: skip
                 row.update(destination=old["destination"], action=old["action"])
                 target = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
@@ -132,7 +140,7 @@ def resort(
         if cache is not None:
             cache.close()
     csv_path = Path(settings["output_file"])
-    CsvLog(csv_path, csv_columns(top_k), resumed_rows=rows).close()
+    CsvLog(csv_path, csv_columns(top_k, label_set.categories if multi_label else ()), resumed_rows=rows).close()
     for folder in {path.parent for path in (destination / row["destination"] for row in placed.values())}:
         with contextlib.suppress(OSError):
             folder.rmdir()  # label folders the new labels left empty

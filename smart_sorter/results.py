@@ -17,14 +17,16 @@ from .scoring import Ranking, is_uncertain
 
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
 STATUSES = ("sorted", "uncertain", "error")
+MULTI_LABEL_THRESHOLD = 0.5  # a category's own score at or above it makes a tag, unless a threshold is given
 
 
-def csv_columns(top_k: int, tag_categories: tuple[str, ...] = ()) -> tuple[str, ...]:
+def csv_columns(top_k: int, tag_categories: tuple[str, ...] = (), *, copies: bool = False) -> tuple[str, ...]:
     """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`; in
-    multi-label mode also `tags` and a `score:<category>` column per category."""
+    multi-label mode also `tags`, `copies` (when files are copied into each tag's folder) and a
+    `score:<category>` column per category."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
-    tags = ("tags", *(f"score:{category}" for category in tag_categories)) if tag_categories else ()
-    return BASE_COLUMNS + runners_up + tags
+    tags = ("tags", *(("copies",) if copies else ()), *(f"score:{category}" for category in tag_categories))
+    return BASE_COLUMNS + runners_up + (tags if tag_categories else ())
 
 
 class CsvLog:
@@ -197,14 +199,17 @@ def scored_row(
     *,
     threshold: float | None,
     margin: float | None,
+    tag_scores: Any = None,
 ) -> dict[str, Any]:
     """A scored file's row: its ranked labels, the prompt that matched, and `uncertain` when its best
-    label is negative or below its threshold or margin."""
+    label is negative or below its threshold or margin. With `tag_scores` (multi-label mode: each
+    category scored on its own) every category at or above its threshold is a tag, best first; the
+    label is the best tag, and a file with no tag is uncertain."""
     top = ranking.order[0]
     weak = is_uncertain(
         ranking, threshold=labels.threshold_of(top, threshold), margin=margin, negative=labels.is_negative(top)
     )
-    return make_row(
+    row = make_row(
         relative,
         sha256,
         categories=labels.categories,
@@ -213,3 +218,26 @@ def scored_row(
         prompt=labels.all_prompts[best_prompt[top]],
         status="uncertain" if weak else "sorted",
     )
+    if tag_scores is not None:
+        tags = _tags(tag_scores, labels, MULTI_LABEL_THRESHOLD if threshold is None else threshold)
+        row["tags"] = "; ".join(tags)
+        row.update({f"score:{category}": float(value) for category, value in zip(labels.categories, tag_scores)})
+        row["status"] = "sorted" if tags else "uncertain"
+        if tags:
+            row["label"] = tags[0]
+            row["score"] = float(tag_scores[labels.categories.index(tags[0])])
+    return row
+
+
+def _tags(tag_scores: Any, labels: LabelSet, default: float) -> list[str]:
+    order = sorted(range(len(labels.categories)), key=lambda index: -tag_scores[index])
+    return [
+        labels.categories[index]
+        for index in order
+        if tag_scores[index] >= labels.threshold_of(index, default) and not labels.is_negative(index)
+    ]
+
+
+def row_tags(row: dict[str, Any]) -> list[str]:
+    """The tags of a multi-label row, best first."""
+    return [tag for tag in str(row.get("tags") or "").split("; ") if tag]

@@ -57,6 +57,10 @@ class Scores:
     best_prompt: np.ndarray  # (images, categories): index into all prompts
     independent: np.ndarray | None = None  # (images, categories): each category on its own, for tags
 
+    def ranked(self, multi_label: bool) -> np.ndarray:
+        """The scores files are ranked and tagged by: each category on its own in multi-label mode."""
+        return self.independent if multi_label and self.independent is not None else self.probabilities
+
 
 def score_images(
     image_embeddings: np.ndarray,

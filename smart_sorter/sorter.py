@@ -40,6 +40,7 @@ from .results import (
     count_rows,
     csv_columns,
     make_row,
+    row_tags,
     scored_row,
     write_manifest,
 )
@@ -48,7 +49,6 @@ from .scoring import Scores, rank
 Notify = Callable[[str], None]
 Observe = Callable[[Progress], None]
 SLOW_RUN_SECONDS = 600
-MULTI_LABEL_THRESHOLD = 0.5
 
 
 def _now() -> str:
@@ -81,24 +81,6 @@ def _check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
             " sorted and unsorted files. Choose a destination outside the source."
         )
     return source, destination
-
-
-def _tag(row: dict[str, Any], probabilities: Any, labels: LabelSet, threshold: float | None) -> list[str]:
-    """Multi-label mode: every category at or above its threshold (0.5 unless set) is a tag, best
-    first; the row's label becomes the best tag. Returns the tags; none means uncertain."""
-    order = sorted(range(len(labels.categories)), key=lambda index: -probabilities[index])
-    default = MULTI_LABEL_THRESHOLD if threshold is None else threshold
-    tags = [
-        labels.categories[index]
-        for index in order
-        if probabilities[index] >= labels.threshold_of(index, default) and not labels.is_negative(index)
-    ]
-    row["tags"] = "; ".join(tags)
-    row.update({f"score:{category}": float(value) for category, value in zip(labels.categories, probabilities)})
-    if tags:
-        row["label"] = tags[0]
-        row["score"] = float(probabilities[labels.categories.index(tags[0])])
-    return tags
 
 
 def _output_path(output_file: Path | None, source: Path, destination: Path) -> Path:
@@ -181,6 +163,7 @@ class Sorter:
             "threshold": options.threshold,
             "margin": options.margin,
             "multi_label": options.multi_label,
+            "copy_tags": options.copy_tags,
             "output_file": str(csv_path),
         }
         state = JournalState() if options.dry_run else read_journal(journal_path(destination))
@@ -199,13 +182,16 @@ class Sorter:
             raise DestinationError(f"Cannot create the destination {str(destination)!r}: {reason}.") from None
         resuming = state.settings is not None
         recovery = recover(state, destination) if resuming else Recovery([], {})
-        rows: list[dict[str, Any]] = state.done_rows + recovery.finished if resuming else []
-        tag_columns = label_set.categories if options.multi_label else ()
-        log = CsvLog(csv_path, csv_columns(options.top_k, tag_columns), resumed_rows=rows if resuming else None)
         journal = None if options.dry_run else Journal(journal_path(destination))
         organiser = Organiser(destination, options.operation, journal, dry_run=options.dry_run)
-        for row in recovery.finished:
-            organiser.finish(row)
+        finished = [  # placed by the interrupted run: its copies made and its row recorded now
+            organiser.finish(row, self._copies_to(row, folder_paths), state.files[row["file"]])
+            for row in recovery.finished
+        ]
+        rows: list[dict[str, Any]] = state.done_rows + finished if resuming else []
+        tag_columns = label_set.categories if options.multi_label else ()
+        columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
+        log = CsvLog(csv_path, columns, resumed_rows=rows if resuming else None)
         if journal is not None:
             journal.write("run", settings=settings, started=_now(), resumed=resuming)
         manifest_path = destination / MANIFEST_FILE_NAME
@@ -244,7 +230,8 @@ class Sorter:
             report(0, started)
             for found in to_place:  # scored before the interruption: placed without the model
                 row = recovery.to_place[found.relative]
-                rows.append(organiser.place(found.path, target_folder(row, folder_paths, UNCERTAIN_FOLDER), row))
+                folder = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
+                rows.append(organiser.place(found.path, folder, row, self._copies_to(row, folder_paths)))
                 log.write([rows[-1]])
             if to_score:
                 loading = time.perf_counter()
@@ -301,11 +288,9 @@ class Sorter:
             self.notify(advice)
 
         def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
-            per_image = None if scores is None else scores.probabilities
-            if options.multi_label and scores is not None and scores.independent is not None:
-                per_image = scores.independent  # tags: each category on its own
+            per_image = None if scores is None else scores.ranked(options.multi_label)
             rankings = iter(rank(per_image, options.top_k) if per_image is not None else ())
-            values = iter(per_image if per_image is not None else ())
+            tag_scores = iter(per_image if per_image is not None and options.multi_label else ())
             best_prompts = iter(scores.best_prompt if scores is not None else ())
             done = []
             for item in chunk:
@@ -313,14 +298,12 @@ class Sorter:
                     row = make_row(item.found.relative, item.sha256, status="error", error=item.error)
                     done.append(organiser.finish(row))
                     continue
-                ranking, best, probabilities = next(rankings), next(best_prompts), next(values)
                 row = scored_row(
-                    item.found.relative, item.sha256, ranking, best, labels,
-                    threshold=options.threshold, margin=options.margin,
+                    item.found.relative, item.sha256, next(rankings), next(best_prompts), labels,
+                    threshold=options.threshold, margin=options.margin, tag_scores=next(tag_scores, None),
                 )  # fmt: skip
-                if options.multi_label:
-                    row["status"] = "sorted" if _tag(row, probabilities, labels, options.threshold) else "uncertain"
-                done.append(organiser.place(item.found.path, target_folder(row, folder_paths, UNCERTAIN_FOLDER), row))
+                folder = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
+                done.append(organiser.place(item.found.path, folder, row, self._copies_to(row, folder_paths)))
             organiser.sync()
             log.write(done)
             rows.extend(done)
@@ -353,6 +336,12 @@ class Sorter:
         bar.close()
         if cache is not None:
             cache.close()
+
+    def _copies_to(self, row: dict[str, Any], folder_paths: dict[str, Path]) -> list[Path]:
+        """The folders a sorted file is also copied into: those of its other tags, when asked."""
+        if not self.options.copy_tags or row["status"] != "sorted":
+            return []
+        return [folder_paths[tag] for tag in row_tags(row)[1:]]
 
     def decode_workers(self) -> int:
         """Threads decoding ahead of the model.
@@ -398,6 +387,7 @@ def sort_images(
     threshold: float | None = None,
     margin: float | None = None,
     multi_label: bool = False,
+    copy_tags: bool = False,
     cache: bool = True,
     decode_workers: int | None = None,
     notify: Notify | None = None,
@@ -428,6 +418,7 @@ def sort_images(
         threshold=threshold,
         margin=margin,
         multi_label=multi_label,
+        copy_tags=copy_tags,
         cache=cache,
         decode_workers=decode_workers,
     )

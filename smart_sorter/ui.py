@@ -37,11 +37,13 @@ SUGGESTED_MODELS: dict[str, str] = {
     "google/siglip2-base-patch16-224": "SigLIP 2, multilingual: labels in other languages than English",
 }
 THUMBNAILS_PER_LABEL = 4
+LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 LABELS_PLACEHOLDER = (
     "a comma list: a photo of a soldier, a screenshot of a chat, a meme\n"
     "or one category per line, with prompts after a colon:\n"
     "soldiers: a photo of soldiers; a photo of people in uniform\n"
-    "documents: a scanned document; a photo of a passport"
+    "documents: a scanned document; a photo of a passport\n"
+    "or the path of a JSON or YAML labels file"
 )
 
 
@@ -151,6 +153,7 @@ class SorterApp(widgets.VBox):
             value=0.0, min=0.0, max=1.0, step=0.05, description="Uncertain below", style=style
         )
         self.multi_label = widgets.Checkbox(value=False, description="Multi-label tags (every label that applies)")
+        self.copy_tags = widgets.Checkbox(value=False, description="Multi-label: also copy into every tag's folder")
         self.preprocess = widgets.Dropdown(options=PREPROCESS_MODES, description="Preprocess", style=style)
         self.dry_run = widgets.Checkbox(value=False, description="Dry run (plan only, touch no file)")
         self.advanced = widgets.Accordion(
@@ -166,6 +169,7 @@ class SorterApp(widgets.VBox):
                         ),  # fmt: skip
                         self.threshold,
                         self.multi_label,
+                        self.copy_tags,
                         self.preprocess,
                         self.dry_run,
                     ]
@@ -262,6 +266,9 @@ class SorterApp(widgets.VBox):
                                             ("labels", labels), ("model", model)) if not value]  # fmt: skip
         if missing:
             raise OptionError(f"Fill in the {' and the '.join(missing)} first.")
+        labels_file = Path(labels).expanduser() if "\n" not in labels else None
+        if labels_file is not None and labels_file.suffix.lower() in LABEL_FILE_SUFFIXES and labels_file.is_file():
+            labels = labels_file  # the path of a labels file: categories, prompts, thresholds, negatives
         return {
             "source": Path(source).expanduser(),
             "destination": Path(destination).expanduser(),
@@ -273,6 +280,7 @@ class SorterApp(widgets.VBox):
             "template": self.template.value,
             "threshold": self.threshold.value or None,
             "multi_label": self.multi_label.value,
+            "copy_tags": self.copy_tags.value,
             "preprocess": self.preprocess.value,
             "dry_run": self.dry_run.value,
         }

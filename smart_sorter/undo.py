@@ -36,6 +36,39 @@ class UndoResult:
         return "\n".join(lines)
 
 
+def _undo_copies(record: FileRecord, row: dict[str, Any], destination: Path, result: UndoResult) -> set[Path]:
+    """Remove the copies made into a file's other tag folders, while another copy of its bytes (the
+    source or the placed file) remains; returns their folders."""
+    claim = record.claiming or {}
+    if not record.copy_claims or not claim:
+        return set()
+    sha256 = claim["sha256"]
+    original_kept = holds_same_bytes(Path(claim["source"]), sha256) or (
+        bool(row.get("destination")) and holds_same_bytes(destination / row["destination"], sha256)
+    )
+    folders = set()
+    for folder_name, claimed in record.copy_claims.items():
+        folder = destination / folder_name
+        folders.add(folder)
+        if claimed.get("temp"):
+            (folder / claimed["temp"]).unlink(missing_ok=True)
+        made = record.copies.get(folder_name)
+        if made is not None and made["action"] != "copied":
+            continue  # identical bytes were there before: not ours
+        target = destination / made["destination"] if made else folder / claimed.get("name", "")
+        if made is None and not claimed.get("name"):
+            continue
+        if not holds_same_bytes(target, sha256):
+            if made is not None:
+                result.kept.append(f"{made['destination']}: missing or changed since it was copied; nothing done")
+        elif original_kept:
+            retry_io(target.unlink)
+            result.removed_copies += 1
+        else:
+            result.kept.append(f"{target.relative_to(destination).as_posix()}: the only copy left, so it is kept")
+    return folders
+
+
 def _undo_one(record: FileRecord, row: dict[str, Any], destination: Path, result: UndoResult) -> None:
     claim = record.claiming or {}
     action, placed = row.get("action", ""), row.get("destination", "")
@@ -83,6 +116,7 @@ def undo_run(destination: Path) -> UndoResult:
             row = finished.get(record.file) or record.done
             if record.undone or row is None:
                 continue
+            folders |= _undo_copies(record, row, destination, result)
             _undo_one(record, row, destination, result)
             journal.write("undone", file=record.file)
             if record.claiming:

@@ -132,3 +132,23 @@ def test_in_colab_the_form_offers_to_mount_drive_and_says_there_is_no_gpu(monkey
     assert mounted == ["/content/drive"]
     assert app.source.value == "/content/drive/MyDrive/"
     assert "mounted" in app.status.value
+
+
+def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip, tmp_path):
+    write_shapes(tmp_path / "shapes", 8, seed=15)
+    labels_file = tmp_path / "labels.yaml"
+    labels_file.write_text(
+        "round:\n  prompts: [This is a photo of red circle.]\n"
+        "angular:\n  prompts: [This is a photo of blue square., This is a photo of green triangle.]\n"
+        "nothing:\n  prompts: [This is a photo of yellow cross.]\n  negative: true\n"
+    )
+    out = tmp_path / "sorted"
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", out, toy_clip, labels=str(labels_file))
+    run(app)
+    assert "Finished" in app.status.value, app.status.value
+    table = pd.read_csv(out / "output.csv", keep_default_na=False)
+    assert len(table) == 8 and set(table["label"]) <= {"round", "angular", "nothing"}
+    assert (table[table["label"] == "nothing"]["status"] == "uncertain").all()  # negative: no folder
+    assert not (out / "nothing").exists()
+    assert "round" in set(table["label"]) and "angular" in set(table["label"])
