@@ -4,7 +4,15 @@ from .errors import SmartSorterError
 from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, SortOptions
 
 __version__ = "0.1.0"
-__all__ = ["DEFAULT_MODEL", "DEFAULT_TEMPLATE", "SmartSorterError", "SortOptions", "SortResult", "sort_images"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_TEMPLATE",
+    "SmartSorterError",
+    "SortOptions",
+    "SortResult",
+    "evaluate",
+    "sort_images",
+]
 
 
 def __getattr__(name: str):
@@ -13,6 +21,10 @@ def __getattr__(name: str):
         from .sorter import sort_images
 
         return sort_images
+    if name == "evaluate":
+        from .evaluation import evaluate
+
+        return evaluate
     if name == "SortResult":
         from .results import SortResult
 

@@ -25,6 +25,10 @@ new labels skips the image model; show or empty that cache with:
   smart-sorter cache [--clear]
 Sort a finished destination again with new labels, in place, from the cache:
   smart-sorter resort DESTINATION --labels "a,b,c"
+Check how right a sorting is: label a sample by hand, evaluate, and make a report:
+  smart-sorter sample DESTINATION --size 50 --csv sample.csv
+  smart-sorter evaluate --results DESTINATION --truth sample.csv --report report.html
+  smart-sorter report DESTINATION [--truth sample.csv] [--blur]
 """
 
 
@@ -116,7 +120,7 @@ def build_undo_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(work: Callable[[], object], verbose: bool) -> int:
+def report(work: Callable[[], object], verbose: bool) -> int:
     """Run `work` and print its summary; a user's error becomes one line, never a traceback."""
     try:
         result = work()
@@ -139,7 +143,7 @@ def undo(argv: Sequence[str]) -> int:
     arguments = build_undo_parser().parse_args(argv)
     from .undo import undo_run
 
-    return _report(lambda: undo_run(arguments.destination), arguments.verbose)
+    return report(lambda: undo_run(arguments.destination), arguments.verbose)
 
 
 def resort_command(argv: Sequence[str]) -> int:
@@ -153,7 +157,7 @@ def resort_command(argv: Sequence[str]) -> int:
     arguments = parser.parse_args(argv)
     from .resorting import resort
 
-    return _report(
+    return report(
         lambda: resort(
             arguments.destination,
             labels_given(arguments),
@@ -167,7 +171,9 @@ def resort_command(argv: Sequence[str]) -> int:
 
 
 @dataclass
-class _CacheReport:
+class TextReport:
+    """A finished command's output for `report`."""
+
     text: str
 
     def summary(self) -> str:
@@ -183,7 +189,7 @@ def cache(argv: Sequence[str]) -> int:
     arguments = parser.parse_args(argv)
     from .cache import EmbeddingCache
 
-    def report() -> _CacheReport:
+    def show() -> TextReport:
         store = EmbeddingCache()
         try:
             if arguments.clear:
@@ -193,9 +199,9 @@ def cache(argv: Sequence[str]) -> int:
             store.close()
         lines = [f"Embedding cache: {stats['path']} ({stats['bytes'] / 1e6:.1f} MB, {stats['files']} files known)"]
         lines += [f"  {count:>8} images  {model}" for model, count in stats["models"].items()]
-        return _CacheReport("\n".join(lines))
+        return TextReport("\n".join(lines))
 
-    return _report(report, False)
+    return report(show, False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,10 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cache(argv[1:])
     if argv[:1] == ["resort"]:
         return resort_command(argv[1:])
+    if argv[:1] in (["sample"], ["evaluate"], ["report"]):
+        from . import validation_cli
+
+        return validation_cli.COMMANDS[argv[0]](argv[1:])
     arguments = build_parser().parse_args(argv)
     from .sorter import sort_images
 
-    return _report(
+    return report(
         lambda: sort_images(
             arguments.source,
             arguments.destination,

@@ -88,6 +88,16 @@ class Organiser:
             self.journal.sync()
 
 
+def relocate(journal: Journal, destination: Path, row: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Move a file a run placed (its `row`) into another folder of the destination, verified, and
+    journal it; the journal keeps its original source, so `undo` still puts it back. Returns the row
+    with its new `destination`; raises PlacementError and changes nothing when it cannot be moved."""
+    new = place_file(destination / row["destination"], folder, "move", row["sha256"])
+    moved = {**row, "destination": new.path.relative_to(destination).as_posix()}
+    journal.write("placed", file=row["file"], destination=moved["destination"], action=row["action"])
+    return moved
+
+
 @dataclass
 class Recovery:
     """What a resumed run found: rows finished now, and scored files still to place."""

@@ -24,7 +24,7 @@ from .folders import plan_folders, target_folder
 from .journal import Journal, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
-from .placing import place_file
+from .organising import relocate
 from .reading import chunks, prepared_stream
 from .results import CsvLog, count_lines, count_rows, csv_columns, scored_row, write_manifest
 from .scoring import rank
@@ -124,13 +124,11 @@ def resort(
                     unchanged += 1
                 else:
                     try:
-                        new = place_file(item.found.path, target, "move", old["sha256"])
+                        row = relocate(journal, destination, row, target)
                     except PlacementError as error:
                         problems.append(f"{old['destination']}: {error}; left where it is")
                         rows.append(old)
                         continue
-                    row["destination"] = new.path.relative_to(destination).as_posix()
-                    journal.write("placed", file=row["file"], destination=row["destination"], action=old["action"])
                     moved += 1
                 journal.write("done", file=row["file"], row=row)
                 rows.append(row)

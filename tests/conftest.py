@@ -56,3 +56,18 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"the telegram-32 corpus is not at {CORPUS}")
     return CORPUS
+
+
+def sort_shapes(toy_clip: Path, folder: Path, count: int = 24, **options) -> tuple[Path, dict[str, str]]:
+    """Shapes sorted by the trained toy model into folder/sorted; returns it and file -> true label."""
+    from smart_sorter import sort_images
+    from tests.toy_clip import TOY_LABELS, write_shapes
+
+    truth = write_shapes(folder / "shapes", count, seed=21)
+    sort_images(folder / "shapes", folder / "sorted", list(TOY_LABELS), model=str(toy_clip), progress=False, **options)
+    return folder / "sorted", truth
+
+
+@pytest.fixture
+def sorted_shapes(toy_clip, tmp_path) -> tuple[Path, dict[str, str]]:
+    return sort_shapes(toy_clip, tmp_path, operation="move")

@@ -1,0 +1,131 @@
+"""The HTML report: one self-contained file (thumbnails embedded, no network) to look at a sorting
+and share it: a gallery per label, score distributions, the run manifest and, with hand labels,
+the evaluation and its confusion matrix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import DestinationError
+from .evaluation import Evaluation, read_results, run_manifest
+from .options import UNCERTAIN_FOLDER
+from .thumbnails import thumbnail_uri
+
+PER_LABEL = 24
+HISTOGRAM_BINS = 20
+LOW_CONFIDENCE_SHARE = 0.25  # the least confident quarter of a label's files is flagged
+
+
+@dataclass(frozen=True)
+class Tile:
+    file: str
+    destination: str
+    score: float
+    runner_up: str
+    image: str | None  # a data URI, or None when the file cannot be shown
+    low: bool
+
+
+def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dict[str, Any]]:
+    """Per label folder: up to `per_label` files spread over its score range, most confident first;
+    the least confident quarter flagged."""
+    placed = table[(table["destination"] != "") & (table["status"] != "error")]
+    sections = []
+    for folder, files in placed.groupby(placed["destination"].str.split("/").str[0], sort=False):
+        files = files.sort_values("score", ascending=False)
+        cut = files["score"].quantile(LOW_CONFIDENCE_SHARE)
+        shown = files.iloc[np.unique(np.linspace(0, len(files) - 1, min(per_label, len(files))).round().astype(int))]
+        tiles = [
+            Tile(
+                file=row["file"],
+                destination=row["destination"],
+                score=float(row["score"]),
+                runner_up=f"{row['label_2']} {float(row['score_2']):.2f}" if row.get("label_2") else "",
+                image=thumbnail_uri(destination / row["destination"]),
+                low=len(files) > 1 and float(row["score"]) <= cut,
+            )
+            for _, row in shown.iterrows()
+        ]
+        title = UNCERTAIN_FOLDER if folder == UNCERTAIN_FOLDER else files["label"].iloc[0]
+        sections.append({"label": title, "folder": folder, "count": len(files), "tiles": tiles})
+    return sections
+
+
+def _histograms(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Bars of each label's score distribution, 0 to 1, as heights from 0 to 1."""
+    bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+    scored = table[table["status"] != "error"]
+    charts = []
+    for label, files in scored.groupby("label", sort=False):
+        counts, _ = np.histogram(files["score"].astype(float).clip(0, 1), bins=bins)
+        peak = max(int(counts.max()), 1)
+        bars = [{"x": float(bins[i]), "height": counts[i] / peak, "count": int(counts[i])} for i in range(len(counts))]
+        charts.append({"label": label, "bars": bars, "count": len(files), "median": float(files["score"].median())})
+    return charts
+
+
+def _confusion_cells(evaluation: Evaluation) -> dict[str, Any]:
+    matrix = evaluation.confusion
+    totals = matrix.sum(axis=1).replace(0, 1)
+    share = matrix.div(totals, axis=0)
+    labels = list(matrix.index)
+    cells = [
+        {"row": r, "column": c, "count": int(matrix.iat[r, c]), "share": float(share.iat[r, c]), "right": r == c}
+        for r in range(len(labels))
+        for c in range(len(labels))
+    ]
+    return {"labels": labels, "cells": cells, "size": len(labels)}
+
+
+def render_report(
+    destination: Path,
+    *,
+    results: Any = None,
+    evaluation: Evaluation | None = None,
+    per_label: int = PER_LABEL,
+    blur: bool = False,
+) -> str:
+    """The report of the run in `destination` as one HTML text."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    destination = Path(destination).resolve()
+    table = read_results(results if results is not None else destination)
+    if table.empty:
+        raise DestinationError(f"The run in {str(destination)!r} has no files to report on.")
+    manifest = run_manifest(destination)
+    environment = Environment(
+        loader=PackageLoader("smart_sorter", "templates"), autoescape=select_autoescape(default=True)
+    )
+    template = environment.get_template("report.html.j2")
+    return template.render(
+        manifest=manifest,
+        manifest_json=json.dumps(manifest, indent=2, ensure_ascii=False, default=str),
+        status_counts=table["status"].value_counts().to_dict(),
+        total=len(table),
+        sections=_gallery(table, destination, per_label),
+        histograms=_histograms(table),
+        evaluation=evaluation,
+        confusion=_confusion_cells(evaluation) if evaluation is not None else None,
+        per_class=evaluation.per_class.reset_index().to_dict("records") if evaluation is not None else [],
+        blur=blur,
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+    )
+
+
+def write_report(destination: Path, output: Path | None = None, **options: Any) -> Path:
+    """Write the report (default: DESTINATION/report.html) and return its path."""
+    output = Path(output) if output is not None else Path(destination) / "report.html"
+    text = render_report(destination, **options)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(output)
+    return output

@@ -1,0 +1,103 @@
+"""The command line of validation: `sample`, `evaluate` and `report`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .cli import TextReport, report
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"smart-sorter {name}", description=description)
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    return parser
+
+
+def sample_command(argv: Sequence[str]) -> int:
+    parser = _parser("sample", "Draw a random sample of a finished run's files to label by hand.")
+    parser.add_argument("destination", type=Path, help="the destination folder of a finished run")
+    parser.add_argument("--size", "-n", type=int, default=50, help="how many files (50)")
+    parser.add_argument("--stratified", action="store_true", help="spread the sample evenly over the labels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed, for a sample that can be drawn again (0)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--csv", type=Path, help="write a CSV with an empty 'label' column to fill in")
+    where.add_argument("--folders", type=Path, help="copy the files into a new folder, with a folder per label")
+    arguments = parser.parse_args(argv)
+    from .sampling import draw_sample, write_sample
+
+    def work():
+        drawn = draw_sample(arguments.destination, arguments.size, stratified=arguments.stratified, seed=arguments.seed)
+        output = arguments.folders if arguments.folders is not None else arguments.csv
+        return write_sample(arguments.destination, drawn, output, as_folders=arguments.folders is not None)
+
+    return report(work, arguments.verbose)
+
+
+def evaluate_command(argv: Sequence[str]) -> int:
+    parser = _parser("evaluate", "Measure a sorting against hand labels: accuracy, macro F1, kappa, alpha.")
+    parser.add_argument("--results", type=Path, required=True, help="output.csv of the run, or its destination")
+    parser.add_argument(
+        "--truth", type=Path, required=True, help="CSV with file,label columns, or a folder of label folders"
+    )
+    parser.add_argument("--report", type=Path, help="also write the HTML report, with the evaluation, to this file")
+    parser.add_argument(
+        "--precision", type=float, default=0.9, help="advise per-label thresholds that reach this precision (0.9)"
+    )
+    parser.add_argument("--blur", action="store_true", help="in the report, blur images until clicked")
+    arguments = parser.parse_args(argv)
+    from .evaluation import evaluate, threshold_advice
+
+    def work() -> TextReport:
+        evaluation = evaluate(arguments.results, arguments.truth)
+        advice = threshold_advice(arguments.results, arguments.truth, precision=arguments.precision)
+        lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
+        for label, row in advice.iterrows():
+            labelled, left = int(row["labelled"]), int(row["would_be_uncertain"])
+            if row["threshold"] != row["threshold"]:  # NaN
+                lines.append(f"  {label}: no threshold reaches it on the {labelled} labelled file(s)")
+            elif row["threshold"] == 0:
+                lines.append(f"  {label}: reached without a threshold ({labelled} labelled file(s))")
+            else:
+                lines.append(
+                    f"  {label}: threshold {row['threshold']:.3f} (precision {row['precision_reached']:.2f} on"
+                    f" {labelled} labelled file(s)) would leave {left} file(s) uncertain"
+                )
+        if arguments.report is not None:
+            from .report import write_report
+
+            destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
+            written = write_report(destination, arguments.report, results=arguments.results,
+                                   evaluation=evaluation, blur=arguments.blur)  # fmt: skip
+            lines.append(f"Report: {written}")
+        return TextReport("\n".join(lines))
+
+    return report(work, arguments.verbose)
+
+
+def report_command(argv: Sequence[str]) -> int:
+    parser = _parser("report", "Write one self-contained HTML file showing a sorting (works offline).")
+    parser.add_argument("destination", type=Path, help="the destination folder of a run")
+    parser.add_argument("--output", "-o", type=Path, help="where to write it (DESTINATION/report.html)")
+    parser.add_argument("--truth", type=Path, help="hand labels (CSV or folders): adds the evaluation")
+    parser.add_argument("--per-label", type=int, default=24, help="images shown per label (24)")
+    parser.add_argument("--blur", action="store_true", help="blur images until clicked (graphic material)")
+    arguments = parser.parse_args(argv)
+    from .evaluation import evaluate
+    from .report import write_report
+
+    def work() -> TextReport:
+        evaluation = evaluate(arguments.destination, arguments.truth) if arguments.truth is not None else None
+        written = write_report(arguments.destination, arguments.output, evaluation=evaluation,
+                               per_label=arguments.per_label, blur=arguments.blur)  # fmt: skip
+        return TextReport(f"Report: {written}")
+
+    return report(work, arguments.verbose)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "sample": sample_command,
+    "evaluate": evaluate_command,
+    "report": report_command,
+}
