@@ -116,6 +116,7 @@ def render_report(
         confusion=_confusion_cells(evaluation) if evaluation is not None else None,
         per_class=evaluation.per_class.reset_index().to_dict("records") if evaluation is not None else [],
         blur=blur,
+        per_label=per_label,
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

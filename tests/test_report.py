@@ -29,7 +29,7 @@ def test_the_report_is_one_self_contained_file(sorted_shapes, tmp_path):
     assert not re.search(r"""<link\b|<script\s+src""", text)
     assert text.count('src="data:image/jpeg;base64,') == 24  # every file (fewer than 24 per label)
     assert "Confusion matrix" in text and "<svg" in text and "Krippendorff" in text
-    assert "low confidence" in text
+    assert "least confident" in text
     assert "<td>status</td><td>finished</td>" in text and "&#34;versions&#34;" in text  # the run manifest
 
 
