@@ -152,10 +152,11 @@ class SorterApp(widgets.VBox):
         self.threshold = widgets.BoundedFloatText(
             value=0.0, min=0.0, max=1.0, step=0.05, description="Uncertain below", style=style
         )
-        self.multi_label = widgets.Checkbox(value=False, description="Multi-label tags (every label that applies)")
-        self.copy_tags = widgets.Checkbox(value=False, description="Multi-label: also copy into every tag's folder")
+        checkbox = {"value": False, "indent": False, "layout": widgets.Layout(width="auto", margin="2px 0 2px 150px")}
+        self.multi_label = widgets.Checkbox(description="Multi-label tags (every label that applies)", **checkbox)
+        self.copy_tags = widgets.Checkbox(description="Multi-label: also copy into every tag's folder", **checkbox)
         self.preprocess = widgets.Dropdown(options=PREPROCESS_MODES, description="Preprocess", style=style)
-        self.dry_run = widgets.Checkbox(value=False, description="Dry run (plan only, touch no file)")
+        self.dry_run = widgets.Checkbox(description="Dry run (plan only, touch no file)", **checkbox)
         self.advanced = widgets.Accordion(
             children=[
                 widgets.VBox(
@@ -382,10 +383,12 @@ class SorterApp(widgets.VBox):
             if result.status_counts.get(status):
                 parts.append(f"{result.status_counts[status]} {status}")
         where = html.escape(str(result.csv_path))
+        if result.resumed_files:
+            parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")
         if result.stopped_early:
             message = (
-                f"Stopped after {_duration(seconds)}: {', '.join(parts)}. Press Start with the same settings to"
-                f" sort the rest. Table so far: <code>{where}</code>"
+                f"Stopped after {_duration(seconds)}: {total} of {self.progress.max} files done ({', '.join(parts)})."
+                f" Press Start with the same settings to sort the rest. Table so far: <code>{where}</code>"
             )
             self._say(message)
         else:

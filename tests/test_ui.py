@@ -69,11 +69,11 @@ def test_stop_ends_after_the_current_batch_and_start_finishes_the_rest(toy_clip,
     app.start.click()
     app.stop.click()  # while the model loads: the run stops after its first batch
     assert app.wait(timeout=300)
-    assert "Stopped" in app.status.value, app.status.value
+    assert "Stopped" in app.status.value and "4 of 20 files done" in app.status.value, app.status.value
     assert app.result is not None and app.result.stopped_early
     assert len(app.result.table) == 4
     run(app)  # the same settings: the run resumes
-    assert "Finished" in app.status.value, app.status.value
+    assert "Finished" in app.status.value and "4 of them done by the earlier" in app.status.value, app.status.value
     placed = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("[!.]*/*")}
     assert placed == source_hashes  # every file once, byte for byte
     assert len(pd.read_csv(out / "output.csv")) == 20
