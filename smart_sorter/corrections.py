@@ -77,7 +77,8 @@ class ApplyResult:
 
 def apply_corrections(destination: Path, corrections: Path | None = None) -> ApplyResult:
     """Move each corrected file into its right label's folder (`none`: uncertain/), verified and
-    journaled, then rewrite output.csv (with a `corrected_from` column) and the manifest's counts."""
+    journaled, then rewrite output.csv and the manifest's counts. A corrected row keeps what the
+    sorter said in `corrected_from` (`none` for uncertain), which `evaluate` goes on measuring."""
     destination = Path(destination).resolve()
     decisions = read_corrections(corrections or destination / CORRECTIONS_FILE_NAME)
     state = read_journal(journal_path(destination))
@@ -124,7 +125,8 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
 def _corrected_row(row: dict[str, Any], label: str) -> dict[str, Any]:
     if label == row["label"] and row["status"] == "sorted":
         return row
-    corrected = {**row, "label": "" if label == NO_LABEL else label, "corrected_from": row["label"]}
+    sorter_said = row.get("corrected_from") or (NO_LABEL if row["status"] == "uncertain" else row["label"])
+    corrected = {**row, "label": "" if label == NO_LABEL else label, "corrected_from": sorter_said}
     corrected["status"] = "uncertain" if label == NO_LABEL else "sorted"
     ranked = {row.get(f"label_{rank}"): row.get(f"score_{rank}") for rank in range(2, 50) if row.get(f"label_{rank}")}
     corrected["score"] = ranked.get(label) if label != row["label"] else row["score"]

@@ -53,8 +53,13 @@ def read_results(results: Any) -> pd.DataFrame:
 
 
 def predicted_labels(results: pd.DataFrame) -> pd.Series:
-    """What the sorting says of each file: its label, or `none` when it was left uncertain."""
-    return results["label"].where(results["status"] != "uncertain", NO_LABEL)
+    """What the sorter said of each file: its label, or `none` when it was left uncertain; for a file
+    corrected in review, what the sorter had said (`corrected_from`), so corrections never flatter it."""
+    said = results["label"].where(results["status"] != "uncertain", NO_LABEL)
+    if "corrected_from" in results.columns:
+        corrected = results["corrected_from"].fillna("").astype(str)
+        said = said.where(corrected == "", corrected)
+    return said
 
 
 def _sha256(path: Path) -> str:

@@ -50,15 +50,18 @@ class ReviewApp(widgets.VBox):
         self.image = widgets.Image(format="jpeg", layout=widgets.Layout(max_width="480px", max_height="480px"))
         self.info = widgets.HTML()
         self.counter = widgets.HTML()
-        self.right = widgets.Button(description="Right (r)", button_style="success", icon="check")
-        self.wrong = widgets.Button(description="Wrong: no label fits (w)", button_style="danger", icon="times")
-        self.skip = widgets.Button(description="Skip (s)", icon="forward")
+        wide = widgets.Layout(width="auto")
+        self.right = widgets.Button(description="Right (r)", button_style="success", icon="check", layout=wide)
+        self.wrong = widgets.Button(description="Wrong: no label fits (w)", button_style="danger", icon="times",
+                                    layout=wide)  # fmt: skip
+        self.skip = widgets.Button(description="Skip (s)", icon="forward", layout=wide)
         self.label_buttons = [
-            widgets.Button(description=f"{number}. {label}"[:40], tooltip=label, layout=widgets.Layout(width="auto"))
+            widgets.Button(description=f"{number}. {label}"[:40], tooltip=label, layout=wide)
             for number, label in enumerate(self.categories, start=1)
         ]
         self.key_input = widgets.Text(placeholder="type a key here: r, w, 1-9, s", description="Keys")
-        self.apply = widgets.Button(description="Apply corrections", icon="folder-open", button_style="primary")
+        self.apply = widgets.Button(description="Apply corrections", icon="folder-open", button_style="primary",
+                                    layout=wide)  # fmt: skip
         self.status = widgets.HTML()
         self.right.on_click(lambda _: self.decide(self.current_prediction))
         self.wrong.on_click(lambda _: self.decide(NO_LABEL))

@@ -61,13 +61,14 @@ def test_review_saves_each_decision_and_applies_corrections_without_losing_a_fil
     assert (
         row2["label"] == other
         and row2["destination"] == f"{other}/{name2}"
-        and row2["corrected_from"] == second["label"]
+        and row2["corrected_from"] == second["_predicted"]
     )
     assert table[table["file"] == name3].iloc[0]["status"] == "uncertain"
     assert len(table) == 24
 
     evaluation = smart_sorter.evaluate(out / "output.csv", out / "corrections.csv", bootstrap=0)
-    assert evaluation.n == 3  # the corrections are truth for evaluate
+    assert evaluation.n == 3  # the corrections are truth for evaluate, which measures what the sorter said:
+    assert evaluation.accuracy == pytest.approx(1 / 3)  # one right, one corrected, one wrong
 
     ReviewApp(out)  # a new session continues where this one stopped
     assert len(ReviewApp(out).queue) == 21
