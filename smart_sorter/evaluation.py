@@ -13,7 +13,6 @@ A file the sorter left uncertain counts as predicting `none`; a hand label of `n
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from .errors import SourceError
 from .folders import label_folder
 from .options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME
+from .placing import sha256_of
 
 NO_LABEL = "none"  # the hand label "no category fits", and the prediction of an uncertain file
 UNLABELLED_FOLDER = "_to_label"  # in a truth folder made by `sample`: files not labelled yet
@@ -62,14 +62,6 @@ def predicted_labels(results: pd.DataFrame) -> pd.Series:
     return said
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_truth(truth: Any) -> pd.DataFrame:
     """Hand labels as a DataFrame with `label` and at least one of `file`, `sha256`."""
     if isinstance(truth, pd.DataFrame):
@@ -80,7 +72,7 @@ def read_truth(truth: Any) -> pd.DataFrame:
         path = Path(truth)
         if path.is_dir():
             rows = [
-                {"file": file.name, "label": folder.name, "sha256": _sha256(file)}
+                {"file": file.name, "label": folder.name, "sha256": sha256_of(file)}
                 for folder in sorted(path.iterdir())
                 if folder.is_dir() and not folder.name.startswith(".") and folder.name != UNLABELLED_FOLDER
                 for file in sorted(folder.rglob("*"))

@@ -102,7 +102,7 @@ class SorterApp(widgets.VBox):
     ) -> None:
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
-        self._encoder: tuple[tuple[str, str], Any] | None = None  # kept between runs: no reload
+        self._encoder: tuple[str, Any] | None = None  # (model, encoder), kept between runs: no reload
         self.result: SortResult | None = None
         wide = widgets.Layout(width="95%")
         style = {"description_width": "140px"}
@@ -242,7 +242,7 @@ class SorterApp(widgets.VBox):
 
             drive.mount("/content/drive")
         except Exception as error:  # Colab's own messages are sentences already
-            self._say(f"Google Drive could not be mounted: {error}", kind="error")
+            self._say(html.escape(f"Google Drive could not be mounted: {error}"), kind="error")
             return
         self._say("Google Drive is mounted under <code>/content/drive/MyDrive</code>.")
         if not self.source.value:
@@ -313,10 +313,9 @@ class SorterApp(widgets.VBox):
     def _loaded_encoder(self, model: str) -> Any:
         from .encoder import load_encoder
 
-        key = (model, "auto")
-        if self._encoder is None or self._encoder[0] != key:
-            self._encoder = None
-            self._encoder = (key, load_encoder(model))
+        if self._encoder is None or self._encoder[0] != model:
+            self._encoder = None  # the old model is let go before the new one loads
+            self._encoder = (model, load_encoder(model))
         return self._encoder[1]
 
     def _run(self, settings: dict[str, Any]) -> None:
