@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -135,7 +136,10 @@ def report(work: Callable[[], object], verbose: bool) -> int:
             " run the same command again to finish."
         )
         return 130
-    print(result.summary())
+    try:
+        print(result.summary(), flush=True)
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
