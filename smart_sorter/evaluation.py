@@ -170,8 +170,11 @@ class Evaluation:
 
     def summary(self) -> str:
         def line(name: str, title: str) -> str:
-            low, high = self.intervals.get(name, (float("nan"), float("nan")))
-            return f"  {title:<22} {getattr(self, name):.3f}   (95% CI {low:.3f} to {high:.3f})"
+            shown = f"  {title:<22} {getattr(self, name):.3f}"
+            if name not in self.intervals:
+                return shown
+            low, high = self.intervals[name]
+            return f"{shown}   (95% CI {low:.3f} to {high:.3f})"
 
         lines = [f"Compared {self.n} hand-labelled file(s) with the sorting:"]
         lines += [line("accuracy", "accuracy"), line("macro_f1", "macro F1"), line("kappa", "Cohen's kappa")]

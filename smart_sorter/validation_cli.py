@@ -46,11 +46,14 @@ def evaluate_command(argv: Sequence[str]) -> int:
         "--precision", type=float, default=0.9, help="advise per-label thresholds that reach this precision (0.9)"
     )
     parser.add_argument("--blur", action="store_true", help="in the report, blur images until clicked")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="resamples for the confidence intervals; 0 for none (1000)"
+    )
     arguments = parser.parse_args(argv)
     from .evaluation import evaluate, threshold_advice
 
     def work() -> TextReport:
-        evaluation = evaluate(arguments.results, arguments.truth)
+        evaluation = evaluate(arguments.results, arguments.truth, bootstrap=max(arguments.bootstrap, 0))
         advice = threshold_advice(arguments.results, arguments.truth, precision=arguments.precision)
         lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
         for label, row in advice.iterrows():

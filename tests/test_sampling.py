@@ -37,9 +37,9 @@ def test_sample_as_csv_leaves_the_label_empty_for_an_unswayed_coder(sorted_shape
     assert all((out / destination).is_file() for destination in filled["destination"])
     filled["label"] = [truth[name] for name in filled["file"]]
     filled.to_csv(sheet, index=False)
-    assert main(["evaluate", "--results", str(out), "--truth", str(sheet)]) == 0
+    assert main(["evaluate", "--results", str(out), "--truth", str(sheet), "--bootstrap", "100"]) == 0
     printed = capsys.readouterr().out
-    assert "Compared 6 hand-labelled file(s)" in printed and "accuracy" in printed
+    assert "Compared 6 hand-labelled file(s)" in printed and "accuracy" in printed and "95% CI" in printed
     assert main(["sample", str(out), "--size", "6", "--csv", str(sheet)]) == 1  # never written over
 
 
