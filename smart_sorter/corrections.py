@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DestinationError, PlacementError
-from .evaluation import NO_LABEL, run_manifest
+from .evaluation import NO_LABEL
 from .folders import label_folder
 from .journal import Journal, journal_path, read_journal
 from .options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .organising import relocate
-from .results import CsvLog, count_rows, write_manifest
+from .results import CsvLog, count_rows, read_manifest, write_manifest
 
 CORRECTIONS_FILE_NAME = "corrections.csv"
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")
@@ -82,7 +82,7 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
     destination = Path(destination).resolve()
     decisions = read_corrections(corrections or destination / CORRECTIONS_FILE_NAME)
     state = read_journal(journal_path(destination))
-    manifest = run_manifest(destination)
+    manifest = read_manifest(destination)
     if state.settings is None or not manifest:
         raise DestinationError(f"No smart-sorter run is recorded in {str(destination)!r}; nothing to correct.")
     categories = list(manifest.get("labels", []))

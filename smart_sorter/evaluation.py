@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import SourceError
 from .folders import label_folder
-from .options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME
+from .options import OUTPUT_FILE_NAME
 from .placing import sha256_of
 
 NO_LABEL = "none"  # the hand label "no category fits", and the prediction of an uncertain file
@@ -263,11 +263,3 @@ def threshold_advice(results: Any, truth: Any, *, precision: float = 0.9) -> pd.
         advice.append({"label": category, "threshold": found, "precision_reached": reached,
                        "labelled": len(guessed), "would_be_uncertain": left})  # fmt: skip
     return pd.DataFrame(advice).set_index("label")
-
-
-def run_manifest(destination: Path) -> dict[str, Any]:
-    """The run manifest of a destination, or {} when there is none."""
-    import json
-
-    path = Path(destination) / MANIFEST_FILE_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

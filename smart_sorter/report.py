@@ -15,8 +15,9 @@ import pandas as pd
 
 from . import __version__
 from .errors import DestinationError
-from .evaluation import Evaluation, read_results, run_manifest
+from .evaluation import Evaluation, read_results
 from .options import UNCERTAIN_FOLDER
+from .results import read_manifest
 from .thumbnails import thumbnail_uri
 
 PER_LABEL = 24
@@ -100,7 +101,7 @@ def render_report(
     table = read_results(results if results is not None else destination)
     if table.empty:
         raise DestinationError(f"The run in {str(destination)!r} has no files to report on.")
-    manifest = run_manifest(destination)
+    manifest = read_manifest(destination)
     environment = Environment(
         loader=PackageLoader("smart_sorter", "templates"), autoescape=select_autoescape(default=True)
     )

@@ -9,7 +9,6 @@ moved files back and removes copies.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .organising import relocate
 from .reading import chunks, prepared_stream
-from .results import CsvLog, count_lines, count_rows, csv_columns, scored_row, write_manifest
+from .results import CsvLog, count_lines, count_rows, csv_columns, read_manifest, scored_row, write_manifest
 from .scoring import rank
 
 
@@ -62,9 +61,9 @@ def resort(
     destination = Path(destination).resolve()
     state = read_journal(journal_path(destination))
     manifest_path = destination / MANIFEST_FILE_NAME
-    if state.settings is None or not state.done_rows or not manifest_path.exists():
+    manifest = read_manifest(destination)
+    if state.settings is None or not state.done_rows or not manifest:
         raise DestinationError(f"No finished smart-sorter run is recorded in {str(destination)!r}; nothing to re-sort.")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("status") != "finished" or manifest["options"].get("dry_run"):
         raise DestinationError(
             f"The run in {str(destination)!r} is not finished (status {manifest.get('status')!r}); run its command"

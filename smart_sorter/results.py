@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import DestinationError, DiskFullError
 from .labels import LabelSet
+from .options import MANIFEST_FILE_NAME
 from .scoring import Ranking, is_uncertain
 
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
@@ -75,6 +76,12 @@ class CsvLog:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk was already reported; the rows written are kept
             self._handle.close()
+
+
+def read_manifest(destination: Path) -> dict[str, Any]:
+    """The run manifest of a destination, or {} when there is none."""
+    path = Path(destination) / MANIFEST_FILE_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

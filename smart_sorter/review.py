@@ -12,7 +12,8 @@ import pandas as pd
 
 from .corrections import CORRECTIONS_FILE_NAME, CorrectionLog, apply_corrections
 from .errors import SmartSorterError
-from .evaluation import NO_LABEL, predicted_labels, read_results, run_manifest
+from .evaluation import NO_LABEL, predicted_labels, read_results
+from .results import read_manifest
 from .thumbnails import thumbnail_jpeg
 
 try:
@@ -40,7 +41,7 @@ class ReviewApp(widgets.VBox):
 
     def __init__(self, destination: str | Path, *, corrections: str | Path | None = None) -> None:
         self.destination = Path(destination).resolve()
-        manifest = run_manifest(self.destination)
+        manifest = read_manifest(self.destination)
         table = read_results(self.destination)
         self.categories: list[str] = list(manifest.get("labels") or dict.fromkeys(x for x in table["label"] if x))
         self.corrections = CorrectionLog(Path(corrections) if corrections else self.destination / CORRECTIONS_FILE_NAME)
