@@ -8,7 +8,6 @@ corrections.csv (in the destination) has the columns `file, predicted, label, ve
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 from .errors import DestinationError, PlacementError
 from .evaluation import NO_LABEL
-from .folders import label_folder
+from .folders import label_folder, remove_empty_folders
 from .journal import Journal, journal_path, read_journal
 from .options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .organising import relocate
@@ -115,9 +114,7 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
             rows[file] = corrected
     finally:
         journal.close()
-    for folder in emptied:
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty
+    remove_empty_folders(emptied)
     _rewrite_tables(destination, manifest, list(rows.values()), categories)
     return result
 

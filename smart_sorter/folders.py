@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,11 @@ def plan_folders(
 def target_folder(row: dict[str, Any], folder_paths: dict[str, Path], uncertain_name: str) -> Path:
     """A scored file's folder: its label's, or the uncertain bucket when its best label was too weak."""
     return folder_paths[uncertain_name if row["status"] == "uncertain" else row["label"]]
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove those of `folders` that are empty (label folders a run, re-sort or undo left empty);
+    a folder that still holds anything stays."""
+    for folder in set(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # fails unless empty

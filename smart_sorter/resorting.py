@@ -8,7 +8,6 @@ moved files back and removes copies.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from .embedding import BatchScorer
 from .encoder import DualEncoder, PipelineClassifier, load_encoder
 from .errors import DestinationError, PlacementError
 from .finding import FoundFile
-from .folders import plan_folders, target_folder
+from .folders import plan_folders, remove_empty_folders, target_folder
 from .journal import Journal, journal_path, read_journal
 from .labels import LabelSet, parse_labels
 from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
@@ -138,9 +137,7 @@ def resort(
             cache.close()
     csv_path = Path(settings["output_file"])
     CsvLog(csv_path, csv_columns(top_k, label_set.categories if multi_label else ()), resumed_rows=rows).close()
-    for folder in {path.parent for path in (destination / row["destination"] for row in placed.values())}:
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # label folders the new labels left empty
+    remove_empty_folders((destination / row["destination"]).parent for row in placed.values())
     label_counts, status_counts = count_rows(rows, label_set.categories)
     manifest.update(labels=list(label_set.categories), prompts=label_set.as_dict(), folders=folders)
     manifest.update(label_counts=label_counts, status_counts=status_counts, resorted=time.strftime("%FT%T"))

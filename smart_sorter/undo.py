@@ -6,13 +6,13 @@ files are kept and listed.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import DestinationError, PlacementError
+from .folders import remove_empty_folders
 from .journal import FileRecord, Journal, journal_path, read_journal
 from .options import MANIFEST_FILE_NAME
 from .organising import recover
@@ -123,9 +123,7 @@ def undo_run(destination: Path) -> UndoResult:
                 folders.add(destination / record.claiming["folder"])
     finally:
         journal.close()
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty
+    remove_empty_folders(folders)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
     output = Path(state.settings.get("output_file", destination / "output.csv"))
