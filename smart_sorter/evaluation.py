@@ -52,6 +52,16 @@ def read_results(results: Any) -> pd.DataFrame:
     return table
 
 
+def placed_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of files the run put in a folder (not errors, not a dry run's plans)."""
+    return results[(results["status"] != "error") & (results["destination"] != "")]
+
+
+def label_folders_of(rows: pd.DataFrame) -> pd.Series:
+    """The folder each placed file is in: the first part of its `destination`."""
+    return rows["destination"].str.split("/").str[0]
+
+
 def predicted_labels(results: pd.DataFrame) -> pd.Series:
     """What the sorter said of each file: its label, or `none` when it was left uncertain; for a file
     corrected in review, what the sorter had said (`corrected_from`), so corrections never flatter it."""

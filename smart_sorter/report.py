@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import DestinationError
-from .evaluation import Evaluation, read_results
+from .evaluation import Evaluation, label_folders_of, placed_rows, read_results
 from .options import UNCERTAIN_FOLDER
 from .results import read_manifest
 from .thumbnails import thumbnail_uri
@@ -38,9 +38,9 @@ class Tile:
 def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dict[str, Any]]:
     """Per label folder: up to `per_label` files spread over its score range, most confident first;
     the least confident quarter flagged."""
-    placed = table[(table["destination"] != "") & (table["status"] != "error")]
+    placed = placed_rows(table)
     sections = []
-    for folder, files in placed.groupby(placed["destination"].str.split("/").str[0], sort=False):
+    for folder, files in placed.groupby(label_folders_of(placed), sort=False):
         files = files.sort_values("score", ascending=False)
         cut = files["score"].quantile(LOW_CONFIDENCE_SHARE)
         shown = files.iloc[np.unique(np.linspace(0, len(files) - 1, min(per_label, len(files))).round().astype(int))]

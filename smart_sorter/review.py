@@ -12,7 +12,7 @@ import pandas as pd
 
 from .corrections import CORRECTIONS_FILE_NAME, CorrectionLog, apply_corrections
 from .errors import SmartSorterError
-from .evaluation import NO_LABEL, predicted_labels, read_results
+from .evaluation import NO_LABEL, placed_rows, predicted_labels, read_results
 from .results import read_manifest
 from .thumbnails import thumbnail_jpeg
 
@@ -29,7 +29,7 @@ KEYS_HELP = "Keys: r right, w wrong (no label fits), 1-9 the label of that numbe
 
 def review_queue(table: pd.DataFrame, reviewed: set[str]) -> pd.DataFrame:
     """Placed files not reviewed yet, least confident first (uncertain ones, then by score)."""
-    placed = table[(table["status"] != "error") & (table["destination"] != "")]
+    placed = placed_rows(table)
     placed = placed[~placed["file"].isin(reviewed)].copy()
     placed["_predicted"] = predicted_labels(placed)
     placed["_rank"] = placed["status"].map({"uncertain": 0}).fillna(1)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DestinationError, OptionError, PlacementError
-from .evaluation import NO_LABEL, UNLABELLED_FOLDER, read_results
+from .evaluation import NO_LABEL, UNLABELLED_FOLDER, label_folders_of, placed_rows, read_results
 from .folders import label_folder
 from .placing import place_file
 
@@ -20,13 +20,13 @@ def draw_sample(results: Any, size: int, *, stratified: bool = False, seed: int 
     if size < 1:
         raise OptionError(f"The sample size must be at least 1; got {size}.")
     table = read_results(results)
-    placed = table[(table["status"] != "error") & (table["destination"] != "")]
+    placed = placed_rows(table)
     if placed.empty:
         raise DestinationError("The run placed no file, so there is nothing to sample.")
     size = min(size, len(placed))
     if not stratified:
         return placed.sample(n=size, random_state=seed).reset_index(drop=True)
-    groups = placed.groupby(placed["destination"].str.split("/").str[0], sort=False)
+    groups = placed.groupby(label_folders_of(placed), sort=False)
     share = size // groups.ngroups
     chosen = pd.concat(group.sample(n=min(share, len(group)), random_state=seed) for _, group in groups)
     rest = placed.drop(chosen.index)
