@@ -254,7 +254,11 @@ def threshold_advice(results: Any, truth: Any, *, precision: float = 0.9) -> pd.
     the sample predicted as the category), would_be_uncertain (of the whole run). A threshold of 0
     means that the sample reaches the precision without one."""
     table = read_results(results)
-    pairs = match(table, read_truth(truth))
+    return advise_thresholds(table, match(table, read_truth(truth)), precision=precision)
+
+
+def advise_thresholds(table: pd.DataFrame, pairs: pd.DataFrame, *, precision: float) -> pd.DataFrame:
+    """`threshold_advice` from a results table and its matched hand labels (`Evaluation.pairs`)."""
     sorted_rows = table[table["status"] != "error"]
     advice = []
     for category in [label for label in dict.fromkeys(sorted_rows["label"]) if label]:

@@ -50,11 +50,12 @@ def evaluate_command(argv: Sequence[str]) -> int:
         "--bootstrap", type=int, default=1000, help="resamples for the confidence intervals; 0 for none (1000)"
     )
     arguments = parser.parse_args(argv)
-    from .evaluation import evaluate, threshold_advice
+    from .evaluation import advise_thresholds, evaluate, read_results
 
     def work() -> TextReport:
-        evaluation = evaluate(arguments.results, arguments.truth, bootstrap=max(arguments.bootstrap, 0))
-        advice = threshold_advice(arguments.results, arguments.truth, precision=arguments.precision)
+        table = read_results(arguments.results)
+        evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0))
+        advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
         lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
         for label, row in advice.iterrows():
             labelled, left = int(row["labelled"]), int(row["would_be_uncertain"])
@@ -71,7 +72,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
             from .report import write_report
 
             destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
-            written = write_report(destination, arguments.report, results=arguments.results,
+            written = write_report(destination, arguments.report, results=table,
                                    evaluation=evaluation, blur=arguments.blur)  # fmt: skip
             lines.append(f"Report: {written}")
         return TextReport("\n".join(lines))
