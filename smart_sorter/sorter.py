@@ -134,7 +134,7 @@ class Sorter:
         self.notify = notify or (lambda message: None)
         self.progress = progress
         self.stop = stop or threading.Event()
-        self.on_progress = on_progress or (lambda progress: None)
+        self.on_progress = on_progress
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier:
@@ -222,6 +222,8 @@ class Sorter:
         total = len(rows) + len(to_place) + len(to_score)
 
         def report(scored: int, since: float) -> None:
+            if self.on_progress is None:  # counting every row after each batch is for an observer only
+                return
             counts = count_rows(rows, label_set.categories)[0]
             self.on_progress(Progress(len(rows), total, counts, time.perf_counter() - since, scored))
 
