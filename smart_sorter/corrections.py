@@ -21,7 +21,7 @@ from .folders import label_folder, remove_empty_folders
 from .journal import Journal, journal_path, read_journal
 from .options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
 from .organising import relocate
-from .results import CsvLog, count_rows, read_manifest, write_manifest
+from .results import CsvLog, count_rows, read_manifest, runners_up, write_manifest
 
 CORRECTIONS_FILE_NAME = "corrections.csv"
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")
@@ -125,8 +125,7 @@ def _corrected_row(row: dict[str, Any], label: str) -> dict[str, Any]:
     sorter_said = row.get("corrected_from") or (NO_LABEL if row["status"] == "uncertain" else row["label"])
     corrected = {**row, "label": "" if label == NO_LABEL else label, "corrected_from": sorter_said}
     corrected["status"] = "uncertain" if label == NO_LABEL else "sorted"
-    ranked = {row.get(f"label_{rank}"): row.get(f"score_{rank}") for rank in range(2, 50) if row.get(f"label_{rank}")}
-    corrected["score"] = ranked.get(label) if label != row["label"] else row["score"]
+    corrected["score"] = dict(runners_up(row)).get(label) if label != row["label"] else row["score"]
     return corrected
 
 

@@ -17,7 +17,7 @@ from . import __version__
 from .errors import DestinationError
 from .evaluation import Evaluation, label_folders_of, placed_rows, read_results
 from .options import UNCERTAIN_FOLDER
-from .results import read_manifest
+from .results import read_manifest, runners_up
 from .thumbnails import thumbnail_uri
 
 PER_LABEL = 24
@@ -49,7 +49,7 @@ def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dic
                 file=row["file"],
                 destination=row["destination"],
                 score=float(row["score"]),
-                runner_up=f"{row['label_2']} {float(row['score_2']):.2f}" if row.get("label_2") else "",
+                runner_up=" ".join(f"{label} {score:.2f}" for label, score in runners_up(row)[:1]),
                 image=thumbnail_uri(destination / row["destination"]),
                 low=len(files) > 1 and float(row["score"]) <= cut,
             )

@@ -245,6 +245,15 @@ def _tags(tag_scores: Any, labels: LabelSet, default: float) -> list[str]:
     ]
 
 
+def runners_up(row: Any) -> list[tuple[str, float]]:
+    """A row's ranked labels after its first (`label_2, score_2, ...`), as (label, score) pairs."""
+    pairs, rank = [], 2
+    while row.get(f"label_{rank}"):
+        pairs.append((row[f"label_{rank}"], float(row[f"score_{rank}"])))
+        rank += 1
+    return pairs
+
+
 def row_tags(row: dict[str, Any]) -> list[str]:
     """The tags of a multi-label row, best first."""
     return [tag for tag in str(row.get("tags") or "").split("; ") if tag]

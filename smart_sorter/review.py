@@ -13,7 +13,7 @@ import pandas as pd
 from .corrections import CORRECTIONS_FILE_NAME, CorrectionLog, apply_corrections
 from .errors import SmartSorterError
 from .evaluation import NO_LABEL, placed_rows, predicted_labels, read_results
-from .results import read_manifest
+from .results import read_manifest, runners_up
 from .thumbnails import thumbnail_jpeg
 
 try:
@@ -150,14 +150,10 @@ class ReviewApp(widgets.VBox):
                 button.disabled = True
             return
         self.image.value = thumbnail_jpeg(self.destination / row["destination"], PREVIEW_PIXELS) or b""
-        runners_up = [
-            f"{html.escape(str(row[f'label_{rank}']))} ({float(row[f'score_{rank}']):.3f})"
-            for rank in range(2, 10)
-            if f"label_{rank}" in row and row[f"label_{rank}"]
-        ]
+        others = [f"{html.escape(str(label))} ({score:.3f})" for label, score in runners_up(row)]
         shown = row["_predicted"] if row["_predicted"] != NO_LABEL else f"uncertain (best guess: {row['label']})"
         self.info.value = (
             f"<b>{html.escape(shown)}</b> score {float(row['score']):.3f}"
-            + (f" &middot; next: {', '.join(runners_up)}" if runners_up else "")
+            + (f" &middot; next: {', '.join(others)}" if others else "")
             + f"<br><small>{html.escape(row['file'])}</small>"
         )
