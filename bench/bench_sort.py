@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smart_sorter import sort_images  # noqa: E402
-from smart_sorter.encoder import DualEncoder  # noqa: E402
+from smart_sorter.pipeline.encoder import DualEncoder  # noqa: E402
 from tests.factories import VIT_B32, VIT_L14, clip_config, save_clip  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "telegram-32"

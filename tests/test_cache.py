@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from smart_sorter import sort_images
-from smart_sorter.cache import EmbeddingCache, cache_home
 from smart_sorter.cli import main
-from smart_sorter.encoder import DualEncoder
+from smart_sorter.pipeline.embedding_cache import EmbeddingCache, cache_home
+from smart_sorter.pipeline.encoder import DualEncoder
 from tests.factories import noise_image
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from smart_sorter.cli import main
-from smart_sorter.results import csv_columns
+from smart_sorter.core.rows import csv_columns
 from tests.factories import noise_image
 
 LABELS = (

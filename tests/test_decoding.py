@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smart_sorter.decoding import decode_image
 from smart_sorter.errors import DecodeError
+from smart_sorter.pipeline.decoding import decode_image
 from tests.factories import image_bytes, noise_image
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from smart_sorter import sort_images
-from smart_sorter.encoder import DualEncoder, PipelineClassifier, load_encoder, load_model_parts
 from smart_sorter.errors import ModelError
-from smart_sorter.preprocessing import Preprocessor
+from smart_sorter.pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder, load_model_parts
+from smart_sorter.pipeline.preprocessing import Preprocessor
 from tests.factories import noise_image
 
 LABELS = ["screenshot of a newspaper article", "a picture of a person", "a picture of a politician", "memes"]

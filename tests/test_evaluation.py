@@ -17,8 +17,9 @@ from sklearn.metrics import (
 )
 
 import smart_sorter
+from smart_sorter.core.rows import NO_LABEL
 from smart_sorter.errors import SourceError
-from smart_sorter.evaluation import NO_LABEL, threshold_advice
+from smart_sorter.validation.evaluation import threshold_advice
 
 LABELS = ["soldiers", "documents", "memes", "damage"]
 

@@ -1,6 +1,6 @@
 import os
 
-from smart_sorter.finding import find_images, sniff_image_format
+from smart_sorter.pipeline.finding import find_images, sniff_image_format
 from tests.factories import image_bytes, noise_image
 
 

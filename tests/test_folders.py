@@ -1,7 +1,8 @@
 import pytest
 
+from smart_sorter.core.folders import MAX_FOLDER_BYTES, label_folder, label_folders
 from smart_sorter.errors import LabelError
-from smart_sorter.folders import MAX_FOLDER_BYTES, folder_path, label_folder, label_folders
+from smart_sorter.storage.layout import folder_path
 
 
 @pytest.mark.parametrize(

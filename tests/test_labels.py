@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from smart_sorter.core.labels import parse_labels, read_labels_file
 from smart_sorter.errors import LabelError
-from smart_sorter.labels import parse_labels, read_labels_file
 from smart_sorter.options import DEFAULT_TEMPLATE
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from smart_sorter.cli import main
-from smart_sorter.scoring import ScoreHead, normalize, score_images
+from smart_sorter.core.scoring import ScoreHead, normalize, score_images
 
 
 def test_clip_categories_are_scored_each_against_something_else():
@@ -75,7 +75,8 @@ def test_copy_to_tags_puts_a_file_in_every_tagged_folder_and_undo_removes_them(t
 
 
 def test_copies_interrupted_midway_are_finished_once_and_undone(tiny_clip, photo_folder, tmp_path, monkeypatch):
-    from smart_sorter import organising, sort_images
+    from smart_sorter import sort_images
+    from smart_sorter.storage import organising
 
     real_place_file, calls = organising.place_file, []
 

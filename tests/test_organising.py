@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smart_sorter.journal import Journal, journal_path, read_journal
-from smart_sorter.organising import Organiser, recover
-from smart_sorter.results import make_row
+from smart_sorter.core.rows import make_row
+from smart_sorter.storage.journal import Journal, journal_path, read_journal
+from smart_sorter.storage.organising import Organiser, recover
 
 CONTENTS = [b"alpha", b"beta", b"gamma", b"delta"]
 NAMES = ["a.jpg", "b.jpg", "a__2.jpg", "noext"]

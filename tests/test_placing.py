@@ -3,7 +3,7 @@ import os
 import pytest
 
 from smart_sorter.errors import DiskFullError, PlacementError
-from smart_sorter.placing import TEMP_PREFIX, candidate_names, place_file, sha256_of
+from smart_sorter.storage.placing import TEMP_PREFIX, candidate_names, place_file, sha256_of
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_candidate_names_are_deterministic_and_not_drive_style():
 
 @pytest.fixture
 def quick_retries(monkeypatch):
-    from smart_sorter import retrying
+    from smart_sorter.storage import retrying
 
     monkeypatch.setattr(retrying, "DELAYS", (0.0, 0.0, 0.0))
 
@@ -141,7 +141,7 @@ def quick_retries(monkeypatch):
 def test_transient_errors_are_retried(source_file, tmp_path, monkeypatch, quick_retries):
     import errno
 
-    from smart_sorter import placing
+    from smart_sorter.storage import placing
 
     real_write = placing._write_temp_copy
     failures = []

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from smart_sorter.cli import main
-from smart_sorter.report import write_report
+from smart_sorter.validation.html_report import write_report
 from tests.test_browser import browser, screenshot_path  # noqa: F401 - the browser fixture
 
 

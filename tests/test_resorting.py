@@ -8,7 +8,7 @@ import pandas as pd
 
 from smart_sorter import sort_images
 from smart_sorter.cli import main
-from smart_sorter.encoder import DualEncoder
+from smart_sorter.pipeline.encoder import DualEncoder
 from tests.toy_clip import write_shapes
 
 
@@ -32,7 +32,7 @@ def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_
     original = encoder.embed_images
     encoder.embed_images = lambda pixels: encoder.embedded.append(len(pixels)) or original(pixels)
 
-    from smart_sorter.resorting import resort
+    from smart_sorter.runs.resorting import resort
 
     result = resort(out, by_colour, template="{}", encoder=encoder)
     assert encoder.embedded == []  # every embedding came from the cache
@@ -55,7 +55,7 @@ def test_resort_needs_a_finished_run(tmp_path, capsys):
 
 
 def test_resort_never_moves_a_file_that_was_there_before_the_run(tmp_path, tiny_clip):
-    from smart_sorter.resorting import resort
+    from smart_sorter.runs.resorting import resort
     from tests.factories import noise_image
 
     source = tmp_path / "src"

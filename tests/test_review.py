@@ -11,8 +11,8 @@ pytest.importorskip("ipywidgets")
 
 import smart_sorter  # noqa: E402
 from smart_sorter.cli import main  # noqa: E402
-from smart_sorter.corrections import read_corrections  # noqa: E402
-from smart_sorter.review import ReviewApp  # noqa: E402
+from smart_sorter.notebook.review import ReviewApp  # noqa: E402
+from smart_sorter.runs.corrections import read_corrections  # noqa: E402
 
 
 def placed_hashes(out):

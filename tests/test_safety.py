@@ -16,8 +16,8 @@ import pytest
 from smart_sorter import sort_images
 from smart_sorter.cli import main
 from smart_sorter.errors import DestinationError, LabelError
-from smart_sorter.journal import journal_path
-from smart_sorter.placing import TEMP_PREFIX
+from smart_sorter.storage.journal import journal_path
+from smart_sorter.storage.placing import TEMP_PREFIX
 from tests.factories import image_bytes, noise_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def test_a_move_killed_with_sigkill_and_run_again_ends_with_each_file_once(tmp_p
     assert 30 <= killed_after < 240, "the run was not killed midway"
     assert tree_hashes(source) + tree_hashes(out) >= before  # nothing lost even now
 
-    from smart_sorter.encoder import DualEncoder
+    from smart_sorter.pipeline.encoder import DualEncoder
 
     encoder = DualEncoder(str(tiny_clip), device="cpu").load()
     embedded = []
@@ -222,7 +222,7 @@ def test_a_full_disk_stops_the_run_with_a_message_and_the_same_command_finishes_
 ):
     import errno
 
-    from smart_sorter import placing
+    from smart_sorter.storage import placing
 
     source = make_photos(tmp_path / "src", 8)
     before = tree_hashes(source)

@@ -11,7 +11,7 @@ import pytest
 import smart_sorter
 from smart_sorter.cli import main
 from smart_sorter.errors import OptionError
-from smart_sorter.sampling import draw_sample
+from smart_sorter.validation.sampling import draw_sample
 
 
 def test_random_and_stratified_samples(sorted_shapes):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from smart_sorter.scoring import (
+from smart_sorter.core.scoring import (
     ScoreHead,
     activate,
     category_embeddings,
@@ -62,7 +62,7 @@ def test_pipeline_probabilities_take_the_best_prompt_per_category():
 
 
 def test_similar_pairs_finds_labels_the_model_cannot_tell_apart():
-    from smart_sorter.scoring import similar_pairs
+    from smart_sorter.core.scoring import similar_pairs
 
     vectors = np.array([[1.0, 0.0, 0.0], [0.99, 0.1, 0.0], [0.0, 1.0, 0.0]])
     pairs = similar_pairs(vectors, ("army", "soldier", "cat"))

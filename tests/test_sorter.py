@@ -6,8 +6,8 @@ import threading
 import pandas as pd
 
 from smart_sorter import sort_images
-from smart_sorter.finding import find_images
-from smart_sorter.reading import prepared_stream
+from smart_sorter.pipeline.finding import find_images
+from smart_sorter.pipeline.reading import prepared_stream
 
 
 def test_the_result_table_is_output_csv(photo_folder, tiny_clip, tmp_path):

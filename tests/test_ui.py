@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from smart_sorter.ui import SorterApp  # noqa: E402
+from smart_sorter.notebook.form import SorterApp  # noqa: E402
 from tests.toy_clip import TOY_LABELS, write_shapes  # noqa: E402
 
 

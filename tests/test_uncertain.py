@@ -4,8 +4,8 @@ import pytest
 
 from smart_sorter import sort_images
 from smart_sorter.cli import main
+from smart_sorter.core.scoring import Ranking, is_uncertain
 from smart_sorter.errors import LabelError, OptionError
-from smart_sorter.scoring import Ranking, is_uncertain
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_a_labels_file_can_set_a_threshold_per_category(photo_folder, tiny_clip,
 
 @pytest.mark.parametrize("value", [1.5, "high", True])
 def test_bad_per_category_thresholds_are_refused(value):
-    from smart_sorter.labels import labels_from_mapping
+    from smart_sorter.core.labels import labels_from_mapping
 
     with pytest.raises(LabelError, match="between 0 and 1"):
         labels_from_mapping({"a": {"prompts": ["x"], "threshold": value}, "b": ["y"]})
@@ -101,7 +101,7 @@ def test_a_negative_category_sends_what_it_wins_to_uncertain(toy_clip, tmp_path)
 
 
 def test_every_category_negative_is_refused():
-    from smart_sorter.labels import labels_from_mapping
+    from smart_sorter.core.labels import labels_from_mapping
 
     with pytest.raises(LabelError, match="at least one must be a real label"):
         labels_from_mapping({"a": {"prompts": ["x"], "negative": True}, "b": {"prompts": ["y"], "negative": True}})

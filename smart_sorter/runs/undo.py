@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DestinationError, PlacementError
-from .folders import remove_empty_folders
-from .journal import FileRecord, Journal, journal_path, read_journal
-from .options import MANIFEST_FILE_NAME
-from .organising import recover
-from .placing import holds_same_bytes, place_file
-from .retrying import retry_io
+from ..errors import DestinationError, PlacementError
+from ..options import MANIFEST_FILE_NAME
+from ..storage.journal import FileRecord, Journal, journal_path, read_journal
+from ..storage.layout import remove_empty_folders
+from ..storage.organising import recover
+from ..storage.placing import holds_same_bytes, place_file
+from ..storage.retrying import retry_io
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cli import TextReport, report
+from .printing import TextReport, print_outcome
 
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
@@ -25,14 +25,14 @@ def sample_command(argv: Sequence[str]) -> int:
     where.add_argument("--csv", type=Path, help="write a CSV with an empty 'label' column to fill in")
     where.add_argument("--folders", type=Path, help="copy the files into a new folder, with a folder per label")
     arguments = parser.parse_args(argv)
-    from .sampling import draw_sample, write_sample
+    from ..validation.sampling import draw_sample, write_sample
 
     def work():
         drawn = draw_sample(arguments.destination, arguments.size, stratified=arguments.stratified, seed=arguments.seed)
         output = arguments.folders if arguments.folders is not None else arguments.csv
         return write_sample(arguments.destination, drawn, output, as_folders=arguments.folders is not None)
 
-    return report(work, arguments.verbose)
+    return print_outcome(work, arguments.verbose)
 
 
 def evaluate_command(argv: Sequence[str]) -> int:
@@ -50,7 +50,8 @@ def evaluate_command(argv: Sequence[str]) -> int:
         "--bootstrap", type=int, default=1000, help="resamples for the confidence intervals; 0 for none (1000)"
     )
     arguments = parser.parse_args(argv)
-    from .evaluation import advise_thresholds, evaluate, read_results
+    from ..storage.tables import read_results
+    from ..validation.evaluation import advise_thresholds, evaluate
 
     def work() -> TextReport:
         table = read_results(arguments.results)
@@ -69,7 +70,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
                     f" {labelled} labelled file(s)) would leave {left} file(s) uncertain"
                 )
         if arguments.report is not None:
-            from .report import write_report
+            from ..validation.html_report import write_report
 
             destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
             written = write_report(destination, arguments.report, results=table,
@@ -77,7 +78,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
             lines.append(f"Report: {written}")
         return TextReport("\n".join(lines))
 
-    return report(work, arguments.verbose)
+    return print_outcome(work, arguments.verbose)
 
 
 def report_command(argv: Sequence[str]) -> int:
@@ -88,8 +89,8 @@ def report_command(argv: Sequence[str]) -> int:
     parser.add_argument("--per-label", type=int, default=24, help="images shown per label (24)")
     parser.add_argument("--blur", action="store_true", help="blur images until clicked (graphic material)")
     arguments = parser.parse_args(argv)
-    from .evaluation import evaluate
-    from .report import write_report
+    from ..validation.evaluation import evaluate
+    from ..validation.html_report import write_report
 
     def work() -> TextReport:
         evaluation = evaluate(arguments.destination, arguments.truth) if arguments.truth is not None else None
@@ -97,7 +98,7 @@ def report_command(argv: Sequence[str]) -> int:
                                per_label=arguments.per_label, blur=arguments.blur)  # fmt: skip
         return TextReport(f"Report: {written}")
 
-    return report(work, arguments.verbose)
+    return print_outcome(work, arguments.verbose)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {

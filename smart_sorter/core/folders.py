@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LabelError
+from ..errors import LabelError
 
 MAX_FOLDER_BYTES = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -59,33 +58,6 @@ def label_folders(labels: Sequence[str], reserved: Sequence[str] = ()) -> dict[s
     return folders
 
 
-def folder_path(destination: Path, name: str) -> Path:
-    """destination/name, checked to stay inside the destination."""
-    root = destination.resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
-        raise LabelError(f"The folder name {name!r} would lead outside the destination; rename the label.")
-    return path
-
-
-def plan_folders(
-    categories: Sequence[str], destination: Path, *, uncertain_bucket: bool, uncertain_name: str
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """Each label's folder name and path, plus the uncertain bucket's path (reserved when in use)."""
-    folders = label_folders(categories, reserved=(uncertain_name,) if uncertain_bucket else ())
-    paths = {label: folder_path(destination, name) for label, name in folders.items()}
-    paths[uncertain_name] = folder_path(destination, uncertain_name)
-    return folders, paths
-
-
 def target_folder(row: dict[str, Any], folder_paths: dict[str, Path], uncertain_name: str) -> Path:
     """A scored file's folder: its label's, or the uncertain bucket when its best label was too weak."""
     return folder_paths[uncertain_name if row["status"] == "uncertain" else row["label"]]
-
-
-def remove_empty_folders(folders: Iterable[Path]) -> None:
-    """Remove those of `folders` that are empty (label folders a run, re-sort or undo left empty);
-    a folder that still holds anything stays."""
-    for folder in set(folders):
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # fails unless empty

@@ -21,45 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import SourceError
-from .folders import label_folder
-from .options import OUTPUT_FILE_NAME
-from .placing import sha256_of
+from ..core.folders import label_folder
+from ..core.rows import NO_LABEL
+from ..errors import SourceError
+from ..storage.placing import sha256_of
+from ..storage.tables import read_results
 
-NO_LABEL = "none"  # the hand label "no category fits", and the prediction of an uncertain file
 UNLABELLED_FOLDER = "_to_label"  # in a truth folder made by `sample`: files not labelled yet
 BOOTSTRAP_ROUNDS = 1000
 METRICS = ("accuracy", "macro_f1", "kappa", "alpha")
-
-
-def read_results(results: Any) -> pd.DataFrame:
-    """output.csv as a DataFrame, from any of the forms a user may give."""
-    if isinstance(results, pd.DataFrame):
-        return results.copy()
-    if hasattr(results, "table") and isinstance(results.table, pd.DataFrame):
-        return results.table.copy()
-    path = Path(results)
-    if path.is_dir():
-        path = path / OUTPUT_FILE_NAME
-    if not path.is_file():
-        raise SourceError(f"No results table at {str(path)!r}; give the output.csv of a run or its destination.")
-    table = pd.read_csv(path, keep_default_na=False, dtype=str)
-    missing = {"file", "label", "status"} - set(table.columns)
-    if missing:
-        raise SourceError(f"{str(path)!r} is not a smart-sorter output.csv: it has no {', '.join(sorted(missing))}.")
-    for column in [c for c in table.columns if c == "score" or c.startswith(("score_", "score:"))]:
-        table[column] = pd.to_numeric(table[column], errors="coerce")
-    return table
-
-
-def placed_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """The rows of files the run put in a folder (not errors, not a dry run's plans)."""
-    return results[(results["status"] != "error") & (results["destination"] != "")]
-
-
-def label_folders_of(rows: pd.DataFrame) -> pd.Series:
-    """The folder each placed file is in: the first part of its `destination`."""
-    return rows["destination"].str.split("/").str[0]
 
 
 def predicted_labels(results: pd.DataFrame) -> pd.Series:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import SmartSorterError
-from .options import DEFAULT_MODEL, DEFAULT_TEMPLATE, DEVICES, OPERATIONS, PREPROCESS_MODES, PROMPT_MODES
+from .._version import __version__
+from ..options import DEFAULT_MODEL, DEFAULT_TEMPLATE, DEVICES, OPERATIONS, PREPROCESS_MODES, PROMPT_MODES
+from .printing import TextReport, print_outcome, say
 
 EXAMPLE = """example:
   smart-sorter --source photos --destination sorted \\
@@ -106,10 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def build_undo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smart-sorter undo",
@@ -121,33 +115,11 @@ def build_undo_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report(work: Callable[[], object], verbose: bool) -> int:
-    """Run `work` and print its summary; a user's error becomes one line, never a traceback."""
-    try:
-        result = work()
-    except SmartSorterError as error:
-        if verbose:
-            raise
-        _say(f"error: {error}")
-        return 1
-    except KeyboardInterrupt:
-        _say(
-            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
-            " run the same command again to finish."
-        )
-        return 130
-    try:
-        print(result.summary(), flush=True)
-    except BrokenPipeError:  # the output was piped into a command that stopped reading (`| head`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
-
 def undo(argv: Sequence[str]) -> int:
     arguments = build_undo_parser().parse_args(argv)
-    from .undo import undo_run
+    from ..runs.undo import undo_run
 
-    return report(lambda: undo_run(arguments.destination), arguments.verbose)
+    return print_outcome(lambda: undo_run(arguments.destination), arguments.verbose)
 
 
 def resort_command(argv: Sequence[str]) -> int:
@@ -159,9 +131,9 @@ def resort_command(argv: Sequence[str]) -> int:
     parser.add_argument("destination", type=Path, help="the destination folder of a finished run")
     add_label_arguments(parser)
     arguments = parser.parse_args(argv)
-    from .resorting import resort
+    from ..runs.resorting import resort
 
-    return report(
+    return print_outcome(
         lambda: resort(
             arguments.destination,
             labels_given(arguments),
@@ -174,16 +146,6 @@ def resort_command(argv: Sequence[str]) -> int:
     )
 
 
-@dataclass
-class TextReport:
-    """A finished command's output for `report`."""
-
-    text: str
-
-    def summary(self) -> str:
-        return self.text
-
-
 def cache(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="smart-sorter cache",
@@ -191,7 +153,7 @@ def cache(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--clear", action="store_true", help="delete every cached embedding")
     arguments = parser.parse_args(argv)
-    from .cache import EmbeddingCache
+    from ..pipeline.embedding_cache import EmbeddingCache
 
     def show() -> TextReport:
         store = EmbeddingCache()
@@ -205,7 +167,7 @@ def cache(argv: Sequence[str]) -> int:
         lines += [f"  {count:>8} images  {model}" for model, count in stats["models"].items()]
         return TextReport("\n".join(lines))
 
-    return report(show, False)
+    return print_outcome(show, False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,13 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["resort"]:
         return resort_command(argv[1:])
     if argv[:1] in (["sample"], ["evaluate"], ["report"]):
-        from . import validation_cli
+        from . import validation as validation_cli
 
         return validation_cli.COMMANDS[argv[0]](argv[1:])
     arguments = build_parser().parse_args(argv)
-    from .sorter import sort_images
+    from ..runs.sorting import sort_images
 
-    return report(
+    return print_outcome(
         lambda: sort_images(
             arguments.source,
             arguments.destination,
@@ -244,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             multi_label=arguments.multi_label,
             copy_tags=arguments.copy_to_tags,
             cache=not arguments.no_cache,
-            notify=lambda message: _say(f"note: {message}"),
+            notify=lambda message: say(f"note: {message}"),
             progress=not arguments.quiet,
         ),
         arguments.verbose,

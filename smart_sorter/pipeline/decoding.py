@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import DecodeError
+from ..errors import DecodeError
 from .finding import sniff_image_format
 
 try:  # HEIC/HEIF from phones; optional so a broken wheel does not stop JPEG users.

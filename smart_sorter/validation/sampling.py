@@ -9,10 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import DestinationError, OptionError, PlacementError
-from .evaluation import NO_LABEL, UNLABELLED_FOLDER, label_folders_of, placed_rows, read_results
-from .folders import label_folder
-from .placing import place_file
+from ..core.folders import label_folder
+from ..core.rows import NO_LABEL
+from ..errors import DestinationError, OptionError, PlacementError
+from ..storage.placing import place_file
+from ..storage.tables import label_folders_of, placed_rows, read_results
+from .evaluation import UNLABELLED_FOLDER
 
 
 def draw_sample(results: Any, size: int, *, stratified: bool = False, seed: int = 0) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import base64
 import io
 from pathlib import Path
 
+from ..errors import DecodeError
 from .decoding import decode_image
-from .errors import DecodeError
 
 THUMBNAIL_PIXELS = 160
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
-from .scoring import ScoreHead
+from ..core.scoring import ScoreHead
+from ..errors import ModelError
 
 
 def pick_device(requested: str = "auto") -> str:

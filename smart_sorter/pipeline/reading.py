@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from .errors import DecodeError
+from ..errors import DecodeError
+from ..storage.retrying import retry_io
 from .finding import FoundFile
-from .retrying import retry_io
 
 
 @dataclass

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .errors import DestinationError
-from .evaluation import Evaluation, label_folders_of, placed_rows, read_results
-from .options import UNCERTAIN_FOLDER
-from .results import read_manifest, runners_up
-from .thumbnails import thumbnail_uri
+from .._version import __version__
+from ..core.rows import runners_up
+from ..errors import DestinationError
+from ..options import UNCERTAIN_FOLDER
+from ..pipeline.thumbnails import thumbnail_uri
+from ..storage.tables import label_folders_of, placed_rows, read_manifest, read_results
+from .evaluation import Evaluation
 
 PER_LABEL = 24
 HISTOGRAM_BINS = 20
@@ -103,7 +104,7 @@ def render_report(
         raise DestinationError(f"The run in {str(destination)!r} has no files to report on.")
     manifest = read_manifest(destination)
     environment = Environment(
-        loader=PackageLoader("smart_sorter", "templates"), autoescape=select_autoescape(default=True)
+        loader=PackageLoader("smart_sorter.validation", "templates"), autoescape=select_autoescape(default=True)
     )
     template = environment.get_template("report.html.j2")
     return template.render(

@@ -13,19 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import EmbeddingCache
-from .embedding import BatchScorer
-from .encoder import DualEncoder, PipelineClassifier, load_encoder
-from .errors import DestinationError, PlacementError
-from .finding import FoundFile
-from .folders import plan_folders, remove_empty_folders, target_folder
-from .journal import Journal, journal_path, read_journal
-from .labels import LabelSet, parse_labels
-from .options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
-from .organising import relocate
-from .reading import chunks, prepared_stream
-from .results import CsvLog, count_lines, count_rows, csv_columns, read_manifest, scored_row, write_manifest
-from .scoring import rank
+from ..core.folders import target_folder
+from ..core.labels import LabelSet, parse_labels
+from ..core.rows import count_rows, csv_columns, scored_row
+from ..core.scoring import rank
+from ..errors import DestinationError, PlacementError
+from ..options import DEFAULT_TEMPLATE, MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
+from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.embedding_cache import EmbeddingCache
+from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
+from ..pipeline.finding import FoundFile
+from ..pipeline.reading import chunks, prepared_stream
+from ..storage.journal import Journal, journal_path, read_journal
+from ..storage.layout import plan_folders, remove_empty_folders
+from ..storage.organising import relocate
+from ..storage.tables import CsvLog, read_manifest, write_manifest
+from .outcome import count_lines
 
 
 @dataclass

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .cache import EmbeddingCache, model_key
+from ..core.labels import LabelSet
+from ..core.scoring import Scores, category_embeddings, score_images, scores_from_prompt_probabilities, similar_pairs
 from .decoding import decode_image
+from .embedding_cache import EmbeddingCache, model_key
 from .encoder import DualEncoder, PipelineClassifier
 from .finding import FoundFile
-from .labels import LabelSet
 from .preprocessing import Preprocessor
-from .scoring import Scores, category_embeddings, score_images, scores_from_prompt_probabilities, similar_pairs
 
 NEGATIVE_TEXT = "something else"
 

@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import DestinationError, PlacementError
-from .evaluation import NO_LABEL
-from .folders import label_folder, remove_empty_folders
-from .journal import Journal, journal_path, read_journal
-from .options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
-from .organising import relocate
-from .results import CsvLog, count_rows, read_manifest, runners_up, write_manifest
+from ..core.folders import label_folder
+from ..core.rows import NO_LABEL, count_rows, runners_up
+from ..errors import DestinationError, PlacementError
+from ..options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
+from ..storage.journal import Journal, journal_path, read_journal
+from ..storage.layout import remove_empty_folders
+from ..storage.organising import relocate
+from ..storage.tables import CsvLog, read_manifest, write_manifest
 
 CORRECTIONS_FILE_NAME = "corrections.csv"
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LabelError
+from ..errors import LabelError
 
 LONG_LABEL_CHARS = 80
 

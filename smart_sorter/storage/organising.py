@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PlacementError
+from ..errors import PlacementError
 from .journal import FileRecord, Journal, JournalState
 from .placing import holds_same_bytes, place_file, sha256_of
 from .retrying import retry_io

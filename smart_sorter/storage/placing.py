@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DiskFullError, PlacementError
+from ..errors import DiskFullError, PlacementError
 from .retrying import is_transient, retry_io
 
 TEMP_PREFIX = ".smart-sorter-partial-"

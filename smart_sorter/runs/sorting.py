@@ -13,16 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .cache import EmbeddingCache
-from .embedding import BatchScorer
-from .encoder import DualEncoder, PipelineClassifier, load_encoder
-from .errors import DestinationError, SourceError
-from .finding import FoundFile, find_images
-from .folders import plan_folders, target_folder
-from .journal import Journal, JournalState, journal_path, read_journal
-from .labels import LabelSet, parse_labels
-from .options import (
+from .._version import __version__
+from ..core.folders import target_folder
+from ..core.labels import LabelSet, parse_labels
+from ..core.rows import BASE_COLUMNS, count_rows, csv_columns, make_row, row_tags, scored_row
+from ..core.scoring import Scores, rank
+from ..errors import DestinationError, SourceError
+from ..options import (
     DEFAULT_MODEL,
     DEFAULT_TEMPLATE,
     MANIFEST_FILE_NAME,
@@ -30,21 +27,16 @@ from .options import (
     UNCERTAIN_FOLDER,
     SortOptions,
 )
-from .organising import Organiser, Recovery, recover
-from .reading import Prepared, chunks, prepared_stream
-from .results import (
-    BASE_COLUMNS,
-    CsvLog,
-    Progress,
-    SortResult,
-    count_rows,
-    csv_columns,
-    make_row,
-    row_tags,
-    scored_row,
-    write_manifest,
-)
-from .scoring import Scores, rank
+from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.embedding_cache import EmbeddingCache
+from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
+from ..pipeline.finding import FoundFile, find_images
+from ..pipeline.reading import Prepared, chunks, prepared_stream
+from ..storage.journal import Journal, JournalState, journal_path, read_journal
+from ..storage.layout import plan_folders
+from ..storage.organising import Organiser, Recovery, recover
+from ..storage.tables import CsvLog, write_manifest
+from .outcome import Progress, SortResult
 
 Notify = Callable[[str], None]
 Observe = Callable[[Progress], None]

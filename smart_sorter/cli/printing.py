@@ -1,0 +1,46 @@
+"""What every command prints: its result's summary, or a user's error as one line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import SmartSorterError
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@dataclass
+class TextReport:
+    """A finished command's output for `report`."""
+
+    text: str
+
+    def summary(self) -> str:
+        return self.text
+
+
+def print_outcome(work: Callable[[], object], verbose: bool) -> int:
+    """Run `work` and print its summary; a user's error becomes one line, never a traceback."""
+    try:
+        result = work()
+    except SmartSorterError as error:
+        if verbose:
+            raise
+        say(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        say(
+            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
+            " run the same command again to finish."
+        )
+        return 130
+    try:
+        print(result.summary(), flush=True)
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0

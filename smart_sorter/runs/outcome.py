@@ -1,0 +1,72 @@
+"""What a finished (or stopped) run hands back: progress reports while it runs, and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, given to an observer after each batch: files done of all found, files per
+    label so far, and the pace of the files scored by this run (resumed ones cost nothing)."""
+
+    done: int
+    total: int
+    label_counts: dict[str, int]
+    seconds: float
+    scored: int = 0  # files this run scored or read: the pace counts only these
+
+    @property
+    def rate(self) -> float:
+        return self.scored / self.seconds if self.seconds > 0 and self.scored else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate else None
+
+
+@dataclass
+class SortResult:
+    """The outcome of `sort_images`: the table of output.csv and where things were written."""
+
+    table: Any  # pandas.DataFrame with the columns of output.csv
+    csv_path: Path
+    manifest_path: Path
+    destination: Path
+    seconds: float
+    model_seconds: float = 0.0
+    label_counts: dict[str, int] = field(default_factory=dict)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+    resumed_files: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.status_counts.get("error", 0)
+
+    def summary(self) -> str:
+        """A short human summary: files per label, errors, time and where the table is."""
+        total = sum(self.status_counts.values())
+        timing = f"{self.seconds:.1f} s"
+        sorting = self.seconds - self.model_seconds
+        if self.model_seconds and sorting > 0:
+            new = total - self.resumed_files
+            timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
+        lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
+        lines += count_lines(self.label_counts)
+        if self.errors:
+            lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
+        if self.resumed_files:
+            lines.append(f"  {self.resumed_files} file(s) were done by the interrupted run this one finished.")
+        if self.stopped_early:
+            lines.append("  The run stopped early; output.csv lists the files done so far.")
+        lines.append(f"Table: {self.csv_path}")
+        return "\n".join(lines)
+
+
+def count_lines(label_counts: dict[str, int]) -> list[str]:
+    """Files per label as aligned summary lines."""
+    width = max((len(label) for label in label_counts), default=0)
+    return [f"  {label:<{width}}  {count}" for label, count in label_counts.items()]
