@@ -48,7 +48,7 @@ def main() -> None:
         timings = {}
         for name, labels in (("first", "a photo of a person,a screenshot"), ("new_labels", "a meme,a document,a map")):
             started = time.perf_counter()
-            result = sort_images(source, work / name, labels, model=str(model), progress=False)
+            result = sort_images(source, work / name, labels, model=str(model), progress_bar=False)
             timings[name] = time.perf_counter() - started
             assert result.status_counts == {"sorted": args.files}, result.status_counts
             print(f"{name}: {timings[name]:.1f} s for {args.files} images")

@@ -113,7 +113,7 @@ def main() -> None:
         # 10% between runs, and the best of several is what each method can do.
         def ours_run(index: int):
             result = sort_images(work / "source", work / f"sorted-{index}", LABELS, model=str(model_path),
-                                 encoder=encoder, batch_size=batch, progress=False, cache=False,
+                                 encoder=encoder, batch_size=batch, progress_bar=False, use_cache=False,
                                  decode_workers=args.decode_workers)  # fmt: skip
             assert result.status_counts == {"sorted": len(files)}, result.status_counts
 

@@ -48,3 +48,49 @@ class DecodeError(SmartSorterError):
 
 class PlacementError(SmartSorterError):
     """One file could not be copied or moved; it becomes an `error` row and the run goes on."""
+
+
+class OtherRunError(DestinationError):
+    """The destination holds another run: only the same settings resume it; new labels go through re-sorting."""
+
+    LABEL_SETTINGS = frozenset({"prompts", "prompt_mode", "threshold", "margin"})
+
+    def __init__(self, destination: object, differences: list[str], *, finished: bool) -> None:
+        self.destination = str(destination)
+        self.differences = list(differences)
+        self.finished = finished
+        super().__init__(self.message_for("python"))
+
+    @property
+    def only_labels_changed(self) -> bool:
+        return self.finished and set(self.differences) <= self.LABEL_SETTINGS
+
+    def message_for(self, surface: str) -> str:
+        """The sentence in the words of the surface showing it: `cli`, `python` or `form`."""
+        where, changed = self.destination, ", ".join(self.differences)
+        resort = {
+            "cli": f'`smart-sorter resort "{where}" --labels "..."`',
+            "python": f"`smart_sorter.resort({where!r}, labels)`",
+            "form": "the Re-sort button",
+        }[surface]
+        undo = {
+            "cli": f'`smart-sorter undo "{where}"`',
+            "python": f"`smart_sorter.undo({where!r})`",
+            "form": "the Undo button",
+        }[surface]
+        if self.only_labels_changed:
+            return (
+                f"The destination {where!r} already holds a finished sorting with other labels ({changed} changed)."
+                f" To sort its files again with these labels, re-sort it in place with {resort}: it reuses the"
+                " cached embeddings. Or choose a new destination."
+            )
+        state = "a finished run" if self.finished else "an unfinished run"
+        finish = "" if self.finished else " Start it again with its own settings to finish it,"
+        return (
+            f"The destination {where!r} holds {state} with other settings ({changed} changed).{finish}"
+            f" {'U' if self.finished else 'u'}ndo it with {undo}, or choose a new destination."
+        )
+
+
+class BusyError(DestinationError):
+    """Another smart-sorter process is working on the same destination."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import OptionError
 
@@ -12,6 +13,8 @@ DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 DEFAULT_TEMPLATE = "This is a photo of {}."
 OUTPUT_FILE_NAME = "output.csv"
 MANIFEST_FILE_NAME = "smart-sorter-run.json"
+PLAN_FILE_NAME = "plan.csv"  # a dry run's table: where each file would go
+PLAN_MANIFEST_NAME = "smart-sorter-plan.json"
 UNCERTAIN_FOLDER = "uncertain"
 
 OPERATIONS = ("copy", "move")
@@ -38,16 +41,18 @@ class SortOptions:
     top_k: int = 3
     device: str = "auto"
     revision: str | None = None
-    output_file: Path | None = None
+    output_file: Path | None = None  # default: DESTINATION/output.csv
     dry_run: bool = False
     threshold: float | None = None  # best probability below it: the file goes to uncertain/
     margin: float | None = None  # best minus runner-up below it: the file goes to uncertain/
     multi_label: bool = False  # every category above its threshold (default 0.5) becomes a tag
     copy_tags: bool = False  # multi-label: also copy each file into the folder of every other tag
-    cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
+    use_cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
 
     def __post_init__(self) -> None:
+        if self.output_file is not None and not isinstance(self.output_file, Path):
+            object.__setattr__(self, "output_file", Path(self.output_file))
         _check_choice("operation", self.operation, OPERATIONS)
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         _check_choice("prompt mode", self.prompt_mode, PROMPT_MODES)
@@ -70,3 +75,24 @@ class SortOptions:
                 f"The template {self.template!r} needs exactly one {{}} where the label goes and no other "
                 'braces; write it like "This is a photo of {}.", or "{}" to use labels as written.'
             )
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in fields(cls))
+
+    def with_changes(self, **changes: Any) -> SortOptions:
+        """A copy with some settings changed; a sentence naming the valid settings for an unknown one."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise OptionError(
+                f"Unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(self.field_names())}."
+            )
+        return replace(self, **changes)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SortOptions:
+        """The options a run manifest recorded (`asdict` of them), ignoring settings this version lacks."""
+        known = {name: record[name] for name in cls.field_names() if name in record}
+        if "use_cache" not in record and "cache" in record:  # manifests written before the rename
+            known["use_cache"] = bool(record["cache"])
+        return cls(**known)

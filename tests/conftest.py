@@ -64,7 +64,9 @@ def sort_shapes(toy_clip: Path, folder: Path, count: int = 24, **options) -> tup
     from tests.toy_clip import TOY_LABELS, write_shapes
 
     truth = write_shapes(folder / "shapes", count, seed=21)
-    sort_images(folder / "shapes", folder / "sorted", list(TOY_LABELS), model=str(toy_clip), progress=False, **options)
+    sort_images(
+        folder / "shapes", folder / "sorted", list(TOY_LABELS), model=str(toy_clip), progress_bar=False, **options
+    )
     return folder / "sorted", truth
 
 

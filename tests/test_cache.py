@@ -36,14 +36,14 @@ def scores(result):
 def test_new_labels_reuse_the_embeddings_and_score_the_same(photo_folder, tiny_clip, tmp_path, home,
                                                            counting_encoder):  # fmt: skip
     first = sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                        progress=False, batch_size=4)  # fmt: skip
+                        progress_bar=False, batch_size=4)  # fmt: skip
     assert sum(counting_encoder.embedded) == 6 and first.status_counts == {"sorted": 6}
     counting_encoder.embedded.clear()
     cached = sort_images(photo_folder, tmp_path / "two", "a red thing,a blue thing,noise", model=str(tiny_clip),
-                         encoder=counting_encoder, progress=False, batch_size=4)  # fmt: skip
+                         encoder=counting_encoder, progress_bar=False, batch_size=4)  # fmt: skip
     assert counting_encoder.embedded == []  # no image went through the model
     uncached = sort_images(photo_folder, tmp_path / "three", "a red thing,a blue thing,noise", model=str(tiny_clip),
-                           encoder=counting_encoder, progress=False, batch_size=4, cache=False)  # fmt: skip
+                           encoder=counting_encoder, progress_bar=False, batch_size=4, use_cache=False)  # fmt: skip
     assert sum(counting_encoder.embedded) == 6
     assert scores(cached).equals(scores(uncached))  # identical, not merely close
     assert len(list((tmp_path / "two").rglob("*.jpg"))) == 6
@@ -51,42 +51,42 @@ def test_new_labels_reuse_the_embeddings_and_score_the_same(photo_folder, tiny_c
 
 def test_the_same_bytes_elsewhere_are_found_by_their_hash(photo_folder, tiny_clip, tmp_path, home, counting_encoder):
     sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False)  # fmt: skip
+                progress_bar=False)  # fmt: skip
     elsewhere = tmp_path / "renamed"
     shutil.copytree(photo_folder, elsewhere)
     for path in elsewhere.rglob("*.jpg"):
         path.rename(path.with_name("renamed_" + path.name))
     counting_encoder.embedded.clear()
     sort_images(elsewhere, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False)  # fmt: skip
+                progress_bar=False)  # fmt: skip
     assert counting_encoder.embedded == []
 
 
 def test_a_changed_file_is_embedded_again(photo_folder, tiny_clip, tmp_path, home, counting_encoder):
     sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False)  # fmt: skip
+                progress_bar=False)  # fmt: skip
     noise_image(99).save(photo_folder / "photo_0.jpg")
     os.utime(photo_folder / "photo_0.jpg", (1, 1))
     counting_encoder.embedded.clear()
     sort_images(photo_folder, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False)  # fmt: skip
+                progress_bar=False)  # fmt: skip
     assert sum(counting_encoder.embedded) == 1
 
 
 def test_another_preprocessing_mode_does_not_share_embeddings(photo_folder, tiny_clip, tmp_path, home,
                                                              counting_encoder):  # fmt: skip
     sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False)  # fmt: skip
+                progress_bar=False)  # fmt: skip
     counting_encoder.embedded.clear()
     sort_images(photo_folder, tmp_path / "two", "cat,dog", model=str(tiny_clip), encoder=counting_encoder,
-                progress=False, preprocess="exact")  # fmt: skip
+                progress_bar=False, preprocess="exact")  # fmt: skip
     assert sum(counting_encoder.embedded) == 6
 
 
 def test_cache_lives_in_smart_sorter_home_and_can_be_shown_and_cleared(photo_folder, tiny_clip, tmp_path, home,
                                                                       capsys):  # fmt: skip
     assert cache_home() == home
-    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), progress=False)
+    sort_images(photo_folder, tmp_path / "one", "cat,dog", model=str(tiny_clip), progress_bar=False)
     assert (home / "embeddings.sqlite").exists()
     assert main(["cache"]) == 0
     shown = capsys.readouterr().out

@@ -57,7 +57,7 @@ def test_exact_preprocessing_matches_the_pipeline(request, model_fixture, mixed_
         preprocess="exact",
         top_k=len(LABELS),
         batch_size=3,
-        progress=False,
+        progress_bar=False,
     )
     ours = sorted_scores(result.table, LABELS)
     theirs = pipeline_scores(model_path, mixed_images, LABELS)
@@ -113,7 +113,7 @@ def test_label_texts_are_embedded_once_per_run(tiny_clip, mixed_images, tmp_path
     original = encoder.embed_texts
     monkeypatch.setattr(encoder, "embed_texts", lambda texts: calls.append(texts) or original(texts))
     sort_images(
-        mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=encoder, batch_size=2, progress=False
+        mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), encoder=encoder, batch_size=2, progress_bar=False
     )
     assert len(calls) == 1 and len(calls[0]) == len(LABELS)
 
@@ -140,7 +140,7 @@ def test_the_pipeline_fallback_scores_like_the_pipeline(tiny_clip, mixed_images,
         encoder=classifier,
         top_k=len(LABELS),
         batch_size=4,
-        progress=False,
+        progress_bar=False,
     )
     ours = sorted_scores(result.table, LABELS)
     theirs = pipeline_scores(tiny_clip, mixed_images, LABELS)

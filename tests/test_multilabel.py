@@ -88,7 +88,7 @@ def test_copies_interrupted_midway_are_finished_once_and_undone(tiny_clip, photo
         return placement
 
     monkeypatch.setattr(organising, "place_file", place_then_crash)
-    settings = dict(model=str(tiny_clip), multi_label=True, threshold=0.0, copy_tags=True, progress=False)
+    settings = dict(model=str(tiny_clip), multi_label=True, threshold=0.0, copy_tags=True, progress_bar=False)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         sort_images(photo_folder, out, "cat,dog,bird", batch_size=2, **settings)

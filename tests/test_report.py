@@ -43,7 +43,7 @@ def test_hostile_labels_and_file_names_are_shown_not_run(toy_clip, tmp_path):
         "<script>alert(1)</script>": ["This is a photo of red circle."],
         "a & b": ["This is a photo of blue square."],
     }
-    sort_images(tmp_path / "shapes", tmp_path / "sorted", labels, model=str(toy_clip), progress=False)
+    sort_images(tmp_path / "shapes", tmp_path / "sorted", labels, model=str(toy_clip), progress_bar=False)
     text = write_report(tmp_path / "sorted").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<img src=x" not in text

@@ -25,7 +25,7 @@ def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_
                                            "other": ["This is a photo of blue square.",
                                                      "This is a photo of green triangle.",
                                                      "This is a photo of yellow cross."]},
-                model=str(toy_clip), progress=False)  # fmt: skip
+                model=str(toy_clip), progress_bar=False)  # fmt: skip
     before = hashes(out)
     encoder = DualEncoder(str(toy_clip), device="cpu").load()
     encoder.embedded = []
@@ -51,7 +51,7 @@ def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_
 
 def test_resort_needs_a_finished_run(tmp_path, capsys):
     assert main(["resort", str(tmp_path), "--labels", "a,b"]) == 1
-    assert "nothing to re-sort" in capsys.readouterr().err
+    assert "nothing for the re-sort" in capsys.readouterr().err
 
 
 def test_resort_never_moves_a_file_that_was_there_before_the_run(tmp_path, tiny_clip):
@@ -66,7 +66,7 @@ def test_resort_never_moves_a_file_that_was_there_before_the_run(tmp_path, tiny_
     for label in ("a", "b"):  # the user's own copy of p0.jpg already sits in both possible folders
         (out / label).mkdir(parents=True)
         (out / label / "p0.jpg").write_bytes((source / "p0.jpg").read_bytes())
-    first = sort_images(source, out, "a,b", model=str(tiny_clip), progress=False)
+    first = sort_images(source, out, "a,b", model=str(tiny_clip), progress_bar=False)
     assert first.table.set_index("file").loc["p0.jpg", "action"] == "duplicate"
     resort(out, "c,d")
     assert (out / "a" / "p0.jpg").exists() and (out / "b" / "p0.jpg").exists()

@@ -55,11 +55,11 @@ def test_undo_of_a_copy_removes_only_the_copies_it_made(tmp_path, tiny_clip):
     (out / "a").mkdir(parents=True)
     (out / "a" / "img_0.jpg").write_bytes(b"already here before the run")
     before_source, before_out = snapshot(source), snapshot(out)
-    sort_images(source, out, "a,b", model=str(tiny_clip), progress=False)
+    sort_images(source, out, "a,b", model=str(tiny_clip), progress_bar=False)
     assert len([p for p in out.rglob("img_*") if p.is_file()]) == 10
     assert main(["undo", str(out)]) == 0
     assert snapshot(source) == before_source
-    remaining = {k: v for k, v in snapshot(out).items() if "undone" not in k}
+    remaining = {k: v for k, v in snapshot(out).items() if not k.startswith(".smart-sorter/") and "undone" not in k}
     assert remaining == before_out  # exactly what was there before, untouched
 
 
@@ -67,7 +67,7 @@ def test_undo_of_a_move_puts_every_file_back(tmp_path, tiny_clip):
     source = make_photos(tmp_path / "src", 9, clashing_names=True)
     before = snapshot(source)
     out = tmp_path / "out"
-    sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", progress=False)
+    sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", progress_bar=False)
     assert not list(source.rglob("*.jpg"))
     assert main(["undo", str(out)]) == 0
     assert snapshot(source) == before
@@ -75,27 +75,37 @@ def test_undo_of_a_move_puts_every_file_back(tmp_path, tiny_clip):
     assert main(["undo", str(out)]) == 1  # nothing left to undo: said, not crashed
 
 
-def test_dry_run_places_nothing_and_writes_the_table(tmp_path, tiny_clip):
+def test_a_dry_run_is_a_plan_that_the_real_run_may_follow(tmp_path, tiny_clip):
     source = make_photos(tmp_path / "src", 4)
     out = tmp_path / "out"
-    result = sort_images(source, out, "a,b", model=str(tiny_clip), dry_run=True, operation="move", progress=False)
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "img_0.jpg").write_bytes(b"a different file already there")
+    result = sort_images(source, out, "a,b", model=str(tiny_clip), dry_run=True, operation="move", progress_bar=False)
     assert len(list(source.glob("*.jpg"))) == 4
-    assert sorted(p.name for p in out.iterdir()) == ["output.csv", "smart-sorter-run.json"]
-    table = read_table(result.csv_path)
-    assert set(table["action"]) == {"planned"} and set(table["destination"]) == {""}
-    assert set(table["label"]) <= {"a", "b"} and len(table) == 4
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["plan.csv", "smart-sorter-plan.json"]
+    assert "Planned" in result.summary() and "no file was placed" in result.summary()
+    plan = read_table(result.csv_path)
+    assert set(plan["action"]) == {"planned"} and set(plan["label"]) <= {"a", "b"} and len(plan) == 4
+    # the plan shows where each file would go: its label's folder, a free name
+    assert all(row.destination.split("/")[0] == row.label for row in plan.itertuples())
+    assert "a/img_0.jpg" not in set(plan["destination"]) and plan["destination"].is_unique
+    assert main(["undo", str(out)]) == 1 and main(["resort", str(out), "--labels", "x,y"]) == 1
+    real = sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", progress_bar=False)
+    done = read_table(real.csv_path)
+    assert set(done["action"]) == {"moved"}
+    assert sorted(done["destination"]) == sorted(plan["destination"])  # the plan came true
     with pytest.raises(DestinationError, match="into the source folder"):
         sort_images(source, tmp_path / "o2", "a,b", model=str(tiny_clip), dry_run=True,
-                    output_file=source / "table.csv", progress=False)  # fmt: skip
+                    output_file=source / "table.csv", progress_bar=False)  # fmt: skip
 
 
 def test_a_different_run_into_the_same_destination_is_refused_before_anything_moves(tmp_path, tiny_clip):
     source = make_photos(tmp_path / "src", 4)
     out = tmp_path / "out"
-    sort_images(source, out, "a,b", model=str(tiny_clip), progress=False)
+    sort_images(source, out, "a,b", model=str(tiny_clip), progress_bar=False)
     before = snapshot(out)
     with pytest.raises(DestinationError, match="other settings"):
-        sort_images(source, out, "cats,dogs", model=str(tiny_clip), operation="move", progress=False)
+        sort_images(source, out, "cats,dogs", model=str(tiny_clip), operation="move", progress_bar=False)
     assert snapshot(out) == before and len(list(source.glob("*.jpg"))) == 4
 
 
@@ -106,7 +116,7 @@ def test_hostile_labels_create_nothing_outside_the_destination(tmp_path, tiny_cl
     out.parent.mkdir()
     outside_before = sorted(p.name for p in (tmp_path).iterdir())
     try:
-        sort_images(source, out, labels, model=str(tiny_clip), progress=False)
+        sort_images(source, out, labels, model=str(tiny_clip), progress_bar=False)
     except LabelError:
         assert not out.exists()  # refused before any file was touched
     else:
@@ -120,7 +130,7 @@ def test_clashing_labels_are_refused_before_any_file_moves(tmp_path, tiny_clip):
     source = make_photos(tmp_path / "src", 3)
     with pytest.raises(LabelError, match="would share the folder"):
         sort_images(source, tmp_path / "out", ["Army.", "army", "b"], model=str(tiny_clip), operation="move",
-                    progress=False)  # fmt: skip
+                    progress_bar=False)  # fmt: skip
     assert len(list(source.glob("*.jpg"))) == 3 and not (tmp_path / "out").exists()
 
 
@@ -160,7 +170,7 @@ def test_hostile_images_end_as_rows_while_the_run_completes(tmp_path, tiny_clip,
     cases = hostile_images(tmp_path / "src")
     (tmp_path / "src" / "bomb.png").write_bytes(image_bytes(Image.new("L", (1000, 1000)), "PNG"))
     cases["bomb.png"] = "error"
-    result = sort_images(tmp_path / "src", tmp_path / "out", "a,b", model=str(tiny_clip), progress=False)
+    result = sort_images(tmp_path / "src", tmp_path / "out", "a,b", model=str(tiny_clip), progress_bar=False)
     table = result.table.set_index("file")
     assert dict(table["status"]) == cases
     assert "too large" in table.loc["bomb.png", "error"]
@@ -203,7 +213,7 @@ def test_a_move_killed_with_sigkill_and_run_again_ends_with_each_file_once(tmp_p
     original = encoder.embed_images
     encoder.embed_images = lambda pixels: embedded.append(len(pixels)) or original(pixels)
     result = sort_images(source, out, "a,b,c", model=str(tiny_clip), operation="move", batch_size=2,
-                         encoder=encoder, progress=False)  # fmt: skip
+                         encoder=encoder, progress_bar=False)  # fmt: skip
     assert sum(embedded) <= 240 - killed_after  # files done before the kill are not scored again
     assert not list(source.rglob("*.jpg"))
     assert tree_hashes(out) == before  # each file exactly once

@@ -11,7 +11,7 @@ from smart_sorter.pipeline.reading import prepared_stream
 
 
 def test_the_result_table_is_output_csv(photo_folder, tiny_clip, tmp_path):
-    result = sort_images(photo_folder, tmp_path / "out", "cat,dog", model=str(tiny_clip), progress=False)
+    result = sort_images(photo_folder, tmp_path / "out", "cat,dog", model=str(tiny_clip), progress_bar=False)
     on_disk = pd.read_csv(result.csv_path)
     assert list(result.table.columns) == list(on_disk.columns)
     assert list(result.table["file"]) == list(on_disk["file"])
@@ -30,7 +30,7 @@ def test_stop_ends_the_run_after_the_current_batch(photo_folder, tiny_clip, tmp_
         "cat,dog",
         model=str(tiny_clip),
         batch_size=2,
-        progress=False,
+        progress_bar=False,
         stop=stop,
         notify=notes.append,
     )
@@ -43,7 +43,7 @@ def test_stop_ends_the_run_after_the_current_batch(photo_folder, tiny_clip, tmp_
 def test_progress_is_reported_after_each_batch(photo_folder, tiny_clip, tmp_path):
     seen = []
     sort_images(
-        photo_folder, tmp_path / "out", "cat,dog", model=str(tiny_clip), batch_size=2, progress=False,
+        photo_folder, tmp_path / "out", "cat,dog", model=str(tiny_clip), batch_size=2, progress_bar=False,
         on_progress=seen.append,
     )  # fmt: skip
     assert [progress.done for progress in seen] == [0, 2, 4, 6, 6]

@@ -26,7 +26,7 @@ def test_is_uncertain(probabilities, threshold, margin, expected):
 
 def test_a_threshold_sends_weak_files_to_uncertain(photo_folder, tiny_clip, tmp_path):
     result = sort_images(photo_folder, tmp_path / "out", "cat,dog,bird", model=str(tiny_clip), threshold=0.999,
-                         progress=False)  # fmt: skip
+                         progress_bar=False)  # fmt: skip
     table = result.table
     assert set(table["status"]) == {"uncertain"}
     assert all(dest.startswith("uncertain/") for dest in table["destination"])
@@ -52,9 +52,9 @@ def test_the_toy_model_is_sure_of_clear_shapes(toy_clip, tmp_path, capsys):
 def test_a_label_named_uncertain_is_refused_when_the_bucket_is_on(photo_folder, tiny_clip, tmp_path):
     with pytest.raises(LabelError, match="uncertain"):
         sort_images(photo_folder, tmp_path / "out", "uncertain,sure", model=str(tiny_clip), threshold=0.5,
-                    progress=False)  # fmt: skip
+                    progress_bar=False)  # fmt: skip
     with pytest.raises(OptionError, match="between 0 and 1"):
-        sort_images(photo_folder, tmp_path / "out", "a,b", model=str(tiny_clip), threshold=1.5, progress=False)
+        sort_images(photo_folder, tmp_path / "out", "a,b", model=str(tiny_clip), threshold=1.5, progress_bar=False)
 
 
 def test_a_labels_file_can_set_a_threshold_per_category(photo_folder, tiny_clip, tmp_path):
@@ -62,7 +62,7 @@ def test_a_labels_file_can_set_a_threshold_per_category(photo_folder, tiny_clip,
     labels.write_text(
         "strict:\n  prompts: [a photo of a cat]\n  threshold: 0.999\nlenient:\n  prompts: [a photo of a dog]\n"
     )
-    result = sort_images(photo_folder, tmp_path / "out", labels, model=str(tiny_clip), progress=False)
+    result = sort_images(photo_folder, tmp_path / "out", labels, model=str(tiny_clip), progress_bar=False)
     table = result.table
     assert (table[table["label"] == "strict"]["status"] == "uncertain").all()
     assert (table[table["label"] == "lenient"]["status"] == "sorted").all()
@@ -91,7 +91,7 @@ def test_a_negative_category_sends_what_it_wins_to_uncertain(toy_clip, tmp_path)
         "none of these:\n  negative: true\n"
         "  prompts: [This is a photo of green triangle., This is a photo of yellow cross.]\n"
     )
-    result = sort_images(tmp_path / "shapes", tmp_path / "out", labels, model=str(toy_clip), progress=False)
+    result = sort_images(tmp_path / "shapes", tmp_path / "out", labels, model=str(toy_clip), progress_bar=False)
     placed = {path.name: path.parent.name for path in (tmp_path / "out").rglob("shape_*")}
     expected = {name: label if label in ("red circle", "blue square") else "uncertain" for name, label in truth.items()}
     assert sum(placed[name] == folder for name, folder in expected.items()) >= 22

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..options import DEFAULT_MODEL, DEFAULT_TEMPLATE, DEVICES, OPERATIONS, PREPROCESS_MODES, PROMPT_MODES
+from ..options import DEVICES, OPERATIONS, PREPROCESS_MODES, PROMPT_MODES, SortOptions
 from .printing import TextReport, print_outcome, say
 
+DEFAULTS = SortOptions()  # every default of the command line is the dataclass's own
 EXAMPLE = """example:
   smart-sorter --source photos --destination sorted \\
       --labels "screenshot of a newspaper article,a picture of a person,memes" \\
@@ -38,12 +39,12 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> None:
     labels.add_argument(
         "--labels-file", "--labels_file", type=Path, help="JSON or YAML file mapping each category to its prompts"
     )
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f'text around each label ("{DEFAULT_TEMPLATE}")')
+    parser.add_argument("--template", default=DEFAULTS.template, help=f'text around each label ("{DEFAULTS.template}")')
     parser.add_argument(
         "--prompt-mode",
         "--prompt_mode",
         choices=PROMPT_MODES,
-        default="average",
+        default=DEFAULTS.prompt_mode,
         help="with several prompts per category: average their embeddings, or take the best one",
     )
     parser.add_argument(
@@ -70,18 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--destination", required=True, type=Path, help="folder that gets one subfolder per label")
     add_label_arguments(parser)
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"Hugging Face model id or local folder ({DEFAULT_MODEL})"
+        "--model", default=DEFAULTS.model, help=f"Hugging Face model id or local folder ({DEFAULTS.model})"
     )
-    parser.add_argument("--operation", choices=OPERATIONS, default="copy", help="copy (default) or move the files")
+    parser.add_argument(
+        "--operation", choices=OPERATIONS, default=DEFAULTS.operation, help="copy (default) or move the files"
+    )
     parser.add_argument(
         "--output_file", "--output-file", type=Path, help="where to write the table (default: DESTINATION/output.csv)"
     )
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=32, help="images per model call (32)")
     parser.add_argument(
-        "--preprocess", choices=PREPROCESS_MODES, default="fast", help="fast decoding, or exactly the model's processor"
+        "--batch_size", "--batch-size", type=int, default=DEFAULTS.batch_size,
+        help=f"images per model call ({DEFAULTS.batch_size})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--preprocess",
+        choices=PREPROCESS_MODES,
+        default=DEFAULTS.preprocess,
+        help="fast decoding, or exactly the model's processor",
     )
-    parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (auto)")
-    parser.add_argument("--top_k", "--top-k", type=int, default=3, help="how many ranked labels output.csv keeps (3)")
+    parser.add_argument("--device", default=DEFAULTS.device, help=f"{', '.join(DEVICES)} or cuda:N ({DEFAULTS.device})")
+    parser.add_argument(
+        "--top_k", "--top-k", type=int, default=DEFAULTS.top_k,
+        help=f"how many ranked labels output.csv keeps ({DEFAULTS.top_k})",
+    )  # fmt: skip
     parser.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write the table; place no file")
     parser.add_argument(
@@ -93,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--copy-to-tags",
         "--copy_to_tags",
+        dest="copy_tags",
         action="store_true",
         help="with --multi-label: also copy each image into the folder of every other tag it got",
     )
     parser.add_argument(
-        "--no-cache", action="store_true", help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)"
+        "--no-cache",
+        dest="use_cache",
+        action="store_false",
+        help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(
+        **{name: getattr(DEFAULTS, name) for name in ("dry_run", "multi_label", "copy_tags", "use_cache")}
+    )
     parser.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
     return parser
 
@@ -190,24 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.source,
             arguments.destination,
             labels_given(arguments),
-            model=arguments.model,
-            operation=arguments.operation,
-            batch_size=arguments.batch_size,
-            preprocess=arguments.preprocess,
-            template=arguments.template,
-            prompt_mode=arguments.prompt_mode,
-            top_k=arguments.top_k,
-            device=arguments.device,
-            revision=arguments.revision,
-            output_file=arguments.output_file,
-            dry_run=arguments.dry_run,
-            threshold=arguments.threshold,
-            margin=arguments.margin,
-            multi_label=arguments.multi_label,
-            copy_tags=arguments.copy_to_tags,
-            cache=not arguments.no_cache,
+            options_from(arguments),
             notify=lambda message: say(f"note: {message}"),
-            progress=not arguments.quiet,
+            progress_bar=not arguments.quiet,
         ),
         arguments.verbose,
     )
+
+
+def options_from(arguments: argparse.Namespace) -> SortOptions:
+    """The run's settings: every argument that names a SortOptions field."""
+    given = vars(arguments)
+    return SortOptions(**{name: given[name] for name in SortOptions.field_names() if name in given})

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from .labels import LabelSet
-from .scoring import Ranking, is_uncertain
+from .scoring import Ranking, Scores, is_uncertain, rank
 
 NO_LABEL = "none"  # the hand label "no category fits", and the prediction of an uncertain file
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
@@ -63,9 +63,9 @@ def make_row(
         "prompt": prompt,
         "action": action,
     }
-    for rank, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
-        row[f"label_{rank}"] = categories[index]
-        row[f"score_{rank}"] = probability
+    for position, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
+        row[f"label_{position}"] = categories[index]
+        row[f"score_{position}"] = probability
     return row
 
 
@@ -129,3 +129,39 @@ def runners_up(row: Any) -> list[tuple[str, float]]:
 def row_tags(row: dict[str, Any]) -> list[str]:
     """The tags of a multi-label row, best first."""
     return [tag for tag in str(row.get("tags") or "").split("; ") if tag]
+
+
+def batch_rows(
+    entries: list[tuple[str, str, str]],
+    scores: Scores | None,
+    labels: LabelSet,
+    *,
+    top_k: int,
+    threshold: float | None,
+    margin: float | None,
+    multi_label: bool,
+) -> list[dict[str, Any]]:
+    """The rows of one batch: `entries` are (file, sha256, error) in order, `scores` those of the
+    entries without an error, in the same order. Shared by sorting and re-sorting."""
+    per_image = None if scores is None else scores.ranked(multi_label)
+    rankings = iter(rank(per_image, top_k) if per_image is not None else ())
+    tag_scores = iter(per_image if per_image is not None and multi_label else ())
+    best_prompts = iter(scores.best_prompt if scores is not None else ())
+    rows = []
+    for relative, sha256, error in entries:
+        if error:
+            rows.append(make_row(relative, sha256, status="error", error=error))
+            continue
+        rows.append(
+            scored_row(
+                relative,
+                sha256,
+                next(rankings),
+                next(best_prompts),
+                labels,
+                threshold=threshold,
+                margin=margin,
+                tag_scores=next(tag_scores, None),
+            )  # fmt: skip
+        )
+    return rows

@@ -330,7 +330,7 @@ class SorterApp(widgets.VBox):
                 **settings,
                 encoder=encoder,
                 notify=self._note,
-                progress=False,
+                progress_bar=False,
                 stop=self._stop_event,
                 on_progress=self._show_progress,
             )

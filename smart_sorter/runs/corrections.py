@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.folders import label_folder
-from ..core.rows import NO_LABEL, count_rows, runners_up
+from ..core.rows import NO_LABEL, runners_up
 from ..errors import DestinationError, PlacementError
-from ..options import MANIFEST_FILE_NAME, UNCERTAIN_FOLDER
-from ..storage.journal import Journal, journal_path, read_journal
-from ..storage.layout import remove_empty_folders
-from ..storage.organising import relocate
-from ..storage.tables import CsvLog, read_manifest, write_manifest
+from ..options import UNCERTAIN_FOLDER
+from ..storage.finished import FinishedRun
 
 CORRECTIONS_FILE_NAME = "corrections.csv"
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")
@@ -81,43 +78,43 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
     sorter said in `corrected_from` (`none` for uncertain), which `evaluate` goes on measuring."""
     destination = Path(destination).resolve()
     decisions = read_corrections(corrections or destination / CORRECTIONS_FILE_NAME)
-    state = read_journal(journal_path(destination))
-    manifest = read_manifest(destination)
-    if state.settings is None or not manifest:
-        raise DestinationError(f"No smart-sorter run is recorded in {str(destination)!r}; nothing to correct.")
-    categories = list(manifest.get("labels", []))
-    rows = {row["file"]: row for row in state.done_rows}
     result = ApplyResult()
-    journal = Journal(journal_path(destination))
-    emptied = set()
-    try:
+    with FinishedRun.open(destination, purpose="applying of corrections", require_finished=False) as run:
+        categories = list(run.manifest.get("labels", []))
+        placed = run.placed_by_run()
         for file, decision in decisions.items():
-            row = rows.get(file)
-            if row is None or not row.get("destination") or row.get("action") not in ("copied", "moved"):
+            row = placed.get(file)
+            if row is None:
                 continue  # not placed by this run (an error row, or identical bytes that were already there)
+            row = run.rows[file]  # as it is now: an earlier correction may have moved it
             label = decision["label"]
             if label != NO_LABEL and label not in categories:
                 result.problems.append(f"{file}: {label!r} is not one of the run's labels; left where it is")
                 continue
-            folder = destination / (UNCERTAIN_FOLDER if label == NO_LABEL else label_folder(label))
+            folder = run.destination / (UNCERTAIN_FOLDER if label == NO_LABEL else label_folder(label))
             corrected = _corrected_row(row, label)
-            if (destination / row["destination"]).parent == folder:
+            if (run.destination / row["destination"]).parent == folder:
                 result.already_right += 1
-            else:
-                try:
-                    corrected = relocate(journal, destination, corrected, folder)
-                except PlacementError as error:
-                    result.problems.append(f"{row['destination']}: {error}; left where it is")
-                    continue
-                emptied.add((destination / row["destination"]).parent)
-                result.moved += 1
-            journal.write("done", file=file, row=corrected)
-            rows[file] = corrected
-    finally:
-        journal.close()
-    remove_empty_folders(emptied)
-    _rewrite_tables(destination, manifest, list(rows.values()), categories)
+                run.record(corrected)
+                continue
+            try:
+                run.relocate(corrected, folder)
+            except PlacementError as error:
+                result.problems.append(f"{row['destination']}: {error}; left where it is")
+                continue
+            result.moved += 1
+        columns = _columns_with_corrections(run)
+        run.rewrite_tables(columns=columns, categories=categories,
+                           corrected=datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
     return result
+
+
+def _columns_with_corrections(run: FinishedRun) -> tuple[str, ...]:
+    with open(run.output_path, newline="", encoding="utf-8") as handle:
+        columns = tuple(next(csv.reader(handle)))
+    if any("corrected_from" in row for row in run.rows.values()) and "corrected_from" not in columns:
+        columns += ("corrected_from",)
+    return columns
 
 
 def _corrected_row(row: dict[str, Any], label: str) -> dict[str, Any]:
@@ -128,16 +125,3 @@ def _corrected_row(row: dict[str, Any], label: str) -> dict[str, Any]:
     corrected["status"] = "uncertain" if label == NO_LABEL else "sorted"
     corrected["score"] = dict(runners_up(row)).get(label) if label != row["label"] else row["score"]
     return corrected
-
-
-def _rewrite_tables(destination: Path, manifest: dict[str, Any], rows: list[dict[str, Any]], categories: list[str]):
-    output = Path(manifest.get("output_file") or destination / "output.csv")
-    with open(output, newline="", encoding="utf-8") as handle:
-        columns = tuple(next(csv.reader(handle)))
-    if any("corrected_from" in row for row in rows) and "corrected_from" not in columns:
-        columns += ("corrected_from",)
-    CsvLog(output, columns, resumed_rows=rows).close()
-    label_counts, status_counts = count_rows(rows, tuple(categories))
-    manifest.update(label_counts=label_counts, status_counts=status_counts)
-    manifest["corrected"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_manifest(destination / MANIFEST_FILE_NAME, manifest)

@@ -40,7 +40,9 @@ class SortResult:
     label_counts: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
-    resumed_files: int = 0
+    resumed_files: int = 0  # done by an earlier, interrupted run of the same settings
+    already_done: bool = False  # the same run again after it had finished: nothing was done
+    dry_run: bool = False  # a plan: no file was placed
 
     @property
     def errors(self) -> int:
@@ -49,20 +51,28 @@ class SortResult:
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
+        if self.already_done:
+            return (
+                f"Nothing to do: this run had already finished, with all {total} files done; nothing was changed."
+                f"\nTable: {self.csv_path}"
+            )
         timing = f"{self.seconds:.1f} s"
         sorting = self.seconds - self.model_seconds
         if self.model_seconds and sorting > 0:
             new = total - self.resumed_files
             timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
-        lines = [f"Sorted {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
+        verb = "Planned" if self.dry_run else "Sorted"
+        lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
         lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
         if self.resumed_files:
-            lines.append(f"  {self.resumed_files} file(s) were done by the interrupted run this one finished.")
+            lines.append(f"  {self.resumed_files} file(s) had been done by the interrupted run that this one finished.")
         if self.stopped_early:
             lines.append("  The run stopped early; output.csv lists the files done so far.")
-        lines.append(f"Table: {self.csv_path}")
+        if self.dry_run:
+            lines.append("  Dry run: no file was placed; the 'destination' column shows where each would go.")
+        lines.append(f"{'Plan' if self.dry_run else 'Table'}: {self.csv_path}")
         return "\n".join(lines)
 
 

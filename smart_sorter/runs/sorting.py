@@ -1,4 +1,10 @@
-"""The run: find images, decode them ahead in threads, embed in batches, score, place, record."""
+"""The run: find images, decode them ahead in threads, embed in batches, score, place, record.
+
+A run is planned first (`planning`: folders, labels, table; nothing written), then its model is
+loaded, so a model that cannot be loaded leaves nothing behind. Then, holding the destination's lock,
+it resumes what an interrupted run of the same settings left (`storage.organising.recover`), places
+files that were already scored, and sorts the rest batch by batch.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +14,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..core.folders import target_folder
-from ..core.labels import LabelSet, parse_labels
-from ..core.rows import BASE_COLUMNS, count_rows, csv_columns, make_row, row_tags, scored_row
-from ..core.scoring import Scores, rank
+from ..core.labels import LabelSet
+from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, row_tags
 from ..errors import DestinationError, SourceError
-from ..options import (
-    DEFAULT_MODEL,
-    DEFAULT_TEMPLATE,
-    MANIFEST_FILE_NAME,
-    OUTPUT_FILE_NAME,
-    UNCERTAIN_FOLDER,
-    SortOptions,
-)
+from ..options import MANIFEST_FILE_NAME, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
-from ..pipeline.finding import FoundFile, find_images
+from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.reading import Prepared, chunks, prepared_stream
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
-from ..storage.layout import plan_folders
+from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, recover
-from ..storage.tables import CsvLog, write_manifest
+from ..storage.tables import CsvLog, read_manifest, write_manifest
 from .outcome import Progress, SortResult
+from .planning import RunPlan, check_same_run, plan_run
 
 Notify = Callable[[str], None]
 Observe = Callable[[Progress], None]
@@ -59,53 +58,27 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
-    if not source.exists():
-        raise SourceError(f"The source folder {str(source)!r} does not exist; check the path.")
-    if not source.is_dir():
-        raise SourceError(f"The source {str(source)!r} is a file, not a folder; give the folder that holds the images.")
-    source, destination = source.resolve(), destination.resolve()
-    if destination.exists() and not destination.is_dir():
-        raise DestinationError(f"The destination {str(destination)!r} is a file; give a folder.")
-    if source == destination or destination in source.parents:
-        raise DestinationError(
-            f"The source {str(source)!r} lies inside the destination {str(destination)!r}; sorting would mix"
-            " sorted and unsorted files. Choose a destination outside the source."
-        )
-    return source, destination
+def _discard_empty_run(state: JournalState, plan: RunPlan) -> JournalState:
+    """A run that stopped before doing anything (stopped at once, say) binds nothing: its table,
+    a header line only (checked), is removed and a new run starts."""
+    if state.settings is None or state.files or state.settings == plan.settings:
+        return state
+    old_table = Path(state.settings.get("output_file", ""))
+    if old_table.is_file() and old_table.stat().st_size < 4096:
+        lines = old_table.read_text(encoding="utf-8", errors="replace").splitlines()
+        if len(lines) == 1 and lines[0].startswith(",".join(BASE_COLUMNS)):
+            old_table.unlink()
+    return JournalState()
 
 
-def _output_path(output_file: Path | None, source: Path, destination: Path) -> Path:
-    """Where output.csv goes: the destination unless given; never into the source folder."""
-    path = Path(output_file).resolve() if output_file else destination / OUTPUT_FILE_NAME
-    if source in path.parents and destination not in path.parents:
-        raise DestinationError(
-            f"The output file {str(path)!r} would be written into the source folder; give a path outside it."
-        )
-    return path
+@dataclass
+class _Work:
+    """What is left of a run when it starts: its rows so far, scored files to place, files to score."""
 
-
-def _check_same_run(state: JournalState, settings: dict[str, Any], destination: Path) -> None:
-    """A destination holding another run's journal is refused: resuming is only for the same command.
-
-    A run that stopped before doing anything (a model that could not be loaded, say) binds nothing:
-    its empty output.csv (a header line only, checked) is removed and a new run starts.
-    """
-    if state.settings is None or state.settings == settings:
-        return
-    if not state.files:
-        old_table = Path(state.settings.get("output_file", ""))
-        if old_table.is_file() and old_table.stat().st_size < 4096:
-            lines = old_table.read_text(encoding="utf-8", errors="replace").splitlines()
-            if len(lines) == 1 and lines[0].startswith(",".join(BASE_COLUMNS)):
-                old_table.unlink()
-        state.settings = None
-        return
-    differences = ", ".join(key for key in settings if state.settings.get(key) != settings[key])
-    raise DestinationError(
-        f"The destination {str(destination)!r} holds an earlier run with other settings ({differences}). Run the"
-        " same command to finish it, `smart-sorter undo` it, or choose a new destination."
-    )
+    rows: list[dict[str, Any]]
+    to_place: list[tuple[FoundFile, dict[str, Any]]]
+    to_score: list[FoundFile]
+    resumed: int  # files done by an earlier run of the same settings
 
 
 class Sorter:
@@ -117,200 +90,234 @@ class Sorter:
         *,
         encoder: DualEncoder | PipelineClassifier | None = None,
         notify: Notify | None = None,
-        progress: bool = True,
+        progress_bar: bool = True,
         stop: threading.Event | None = None,
         on_progress: Observe | None = None,
     ) -> None:
         self.options = options
         self._encoder = encoder
         self.notify = notify or (lambda message: None)
-        self.progress = progress
+        self.progress_bar = progress_bar
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        self._started = time.perf_counter()
+        self._model_seconds = 0.0
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier:
         if self._encoder is None:
-            self._encoder = load_encoder(self.options.model, device=self.options.device, revision=self.options.revision)
+            options = self.options
+            self._encoder = load_encoder(options.model, device=options.device, revision=options.revision)
         return self._encoder.load()
 
+    # Planning ------------------------------------------------------------------------------------
     def run(self, source: Path, destination: Path, labels: str | Mapping[str, object] | LabelSet | Path) -> SortResult:
-        options = self.options
-        source, destination = _check_paths(Path(source), Path(destination))
-        label_set = parse_labels(labels, options.template)
-        bucket = any((options.threshold is not None, options.margin is not None, options.multi_label))
-        bucket = bucket or label_set.needs_uncertain
-        folders, folder_paths = plan_folders(
-            label_set.placed_categories, destination, uncertain_bucket=bucket, uncertain_name=UNCERTAIN_FOLDER
-        )
-        for warning in label_set.warnings():
+        plan = plan_run(source, destination, labels, self.options)
+        for warning in plan.labels.warnings():
             self.notify(warning)
-        csv_path = _output_path(options.output_file, source, destination)
-        settings = {
-            "source": str(source),
-            "prompts": label_set.as_dict(),
-            "model": options.model,
-            "operation": options.operation,
-            "prompt_mode": options.prompt_mode,
-            "threshold": options.threshold,
-            "margin": options.margin,
-            "multi_label": options.multi_label,
-            "copy_tags": options.copy_tags,
-            "output_file": str(csv_path),
-        }
-        state = JournalState() if options.dry_run else read_journal(journal_path(destination))
-        _check_same_run(state, settings, destination)
-        scan = find_images(source, exclude=(destination,))
+        scan = find_images(plan.source, exclude=(plan.destination,))
+        state = self._state(plan)
         if not scan.files and not state.files:
             raise SourceError(
-                f"No images found in {str(source)!r}"
+                f"No images found in {str(plan.source)!r}"
                 + (f" ({scan.skipped_other} other files skipped)" if scan.skipped_other else "")
                 + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted."
             )
+        self._started = time.perf_counter()
+        if self._unscored(scan, state):
+            self.encoder  # noqa: B018 - a model that cannot be loaded fails here, before anything is written
+        self._model_seconds = time.perf_counter() - self._started
         try:
-            destination.mkdir(parents=True, exist_ok=True)
+            plan.destination.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             reason = error.strerror or error
-            raise DestinationError(f"Cannot create the destination {str(destination)!r}: {reason}.") from None
+            raise DestinationError(f"Cannot create the destination {str(plan.destination)!r}: {reason}.") from None
+        with DestinationLock(plan.destination, "dry run" if self.options.dry_run else "sorting run"):
+            return self._run_locked(plan, scan, self._state(plan))  # read again: now no one else writes
+
+    def _state(self, plan: RunPlan) -> JournalState:
+        """The journal of an earlier run in the destination, checked to be this run's."""
+        if self.options.dry_run:
+            return JournalState()
+        state = read_journal(journal_path(plan.destination))
+        finished = read_manifest(plan.destination).get("status") == "finished"
+        check_same_run(state, plan, finished=finished)
+        return _discard_empty_run(state, plan)
+
+    @staticmethod
+    def _unscored(scan: Scan, state: JournalState) -> list[FoundFile]:
+        """Found files the journal knows nothing of: only these need the model."""
+        return [found for found in scan.files if found.relative not in state.files]
+
+    # Resuming ------------------------------------------------------------------------------------
+    def _resume(self, plan: RunPlan, scan: Scan, state: JournalState, organiser: Organiser) -> _Work:
+        """Finish what an interrupted run of the same settings left, and list what is left to do."""
         resuming = state.settings is not None
-        recovery = recover(state, destination) if resuming else Recovery([], {})
-        journal = None if options.dry_run else Journal(journal_path(destination))
-        organiser = Organiser(destination, options.operation, journal, dry_run=options.dry_run)
+        recovery = recover(state, plan.destination) if resuming else Recovery([], {})
         finished = [  # placed by the interrupted run: its copies made and its row recorded now
-            organiser.finish(row, self._copies_to(row, folder_paths), state.files[row["file"]])
+            organiser.finish(row, self._copies_to(row, plan.folder_paths), state.files[row["file"]])
             for row in recovery.finished
         ]
-        rows: list[dict[str, Any]] = state.done_rows + finished if resuming else []
-        tag_columns = label_set.categories if options.multi_label else ()
-        columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
-        log = CsvLog(csv_path, columns, resumed_rows=rows if resuming else None)
-        if journal is not None:
-            journal.write("run", settings=settings, started=_now(), resumed=resuming)
-        manifest_path = destination / MANIFEST_FILE_NAME
-        manifest: dict[str, Any] = {
-            "tool": "smart-sorter",
-            "status": "running",
-            **settings,
-            "destination": str(destination),
-            "labels": list(label_set.categories),
-            "template": label_set.template,
-            "folders": folders,
-            "options": asdict(options),
-            "versions": _versions(),
-            "started": _now(),
-            "resumed": resuming,
-            "files_found": len(scan.files),
-            "other_files_skipped": scan.skipped_other,
-            "model": {"id": options.model},
-        }
+        rows = state.done_rows + finished if resuming else []
         done = {row["file"] for row in rows}
-        to_place = [found for found in scan.files if found.relative in recovery.to_place and found.relative not in done]
-        to_score = [
-            found for found in scan.files if found.relative not in done and found.relative not in recovery.to_place
+        to_place = [
+            (found, recovery.to_place[found.relative])
+            for found in scan.files
+            if found.relative in recovery.to_place and found.relative not in done
         ]
-        started = time.perf_counter()
-        model_seconds = 0.0
-        status = "interrupted"
-        total = len(rows) + len(to_place) + len(to_score)
+        waiting = done | set(recovery.to_place)
+        to_score = [found for found in scan.files if found.relative not in waiting]
+        return _Work(rows, to_place, to_score, resumed=len(done) + len(to_place))
 
-        def report(scored: int, since: float) -> None:
-            if self.on_progress is None:  # counting every row after each batch is for an observer only
-                return
-            counts = count_rows(rows, label_set.categories)[0]
-            self.on_progress(Progress(len(rows), total, counts, time.perf_counter() - since, scored))
-
+    def _run_locked(self, plan: RunPlan, scan: Scan, state: JournalState) -> SortResult:
+        options = self.options
+        manifest_path = plan.destination / (PLAN_MANIFEST_NAME if options.dry_run else MANIFEST_FILE_NAME)
+        previous = read_manifest(plan.destination)
+        if self._already_done(scan, state, previous):
+            return self._result(plan, state.done_rows, plan.columns, manifest_path, previous, already_done=True)
+        journal = None if options.dry_run else Journal(journal_path(plan.destination))
+        organiser = Organiser(plan.destination, options.operation, journal, dry_run=options.dry_run)
+        work = self._resume(plan, scan, state, organiser)
+        resuming = state.settings is not None
+        log = CsvLog(
+            plan.csv_path, plan.columns, resumed_rows=work.rows if resuming else None, replace_own=options.dry_run
+        )
+        if journal is not None:
+            journal.write("run", settings=plan.settings, started=_now(), resumed=resuming)
+        manifest = self._manifest(plan, scan, resuming)
+        started, status = self._started, "interrupted"
+        observe = self._observer(work, plan.labels.categories)
         try:
             write_manifest(manifest_path, manifest)
-            report(0, started)
-            for found in to_place:  # scored before the interruption: placed without the model
-                row = recovery.to_place[found.relative]
-                folder = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
-                rows.append(organiser.place(found.path, folder, row, self._copies_to(row, folder_paths)))
-                log.write([rows[-1]])
-            if to_score:
-                loading = time.perf_counter()
+            observe(0, started)
+            for found, row in work.to_place:  # scored before the interruption: placed without the model
+                folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+                work.rows.append(organiser.place(found.path, folder, row, self._copies_to(row, plan.folder_paths)))
+                log.write([work.rows[-1]])
+            if work.to_score:
                 manifest["model"] = self.encoder.describe()
-                model_seconds = time.perf_counter() - loading
+                manifest["model_seconds"] = round(self._model_seconds, 3)
                 write_manifest(manifest_path, manifest)
-                self._sort(to_score, label_set, folder_paths, organiser, log, rows, report)
-            report(0, started)
+                self._sort(work.to_score, plan, organiser, log, work.rows, observe)
+            observe(0, started)
             status = "stopped" if self.stop.is_set() else "finished"
         finally:
             log.close()
             if journal is not None:
                 journal.close()
-            seconds = time.perf_counter() - started
-            label_counts, status_counts = count_rows(rows, label_set.categories)
-            manifest.update(status=status, finished=_now(), seconds=round(seconds, 3))
-            manifest.update(model_seconds=round(model_seconds, 3))
+            label_counts, status_counts = count_rows(work.rows, plan.labels.categories)
+            manifest.update(status=status, finished=_now(), seconds=round(time.perf_counter() - started, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
             write_manifest(manifest_path, manifest)
+        return self._result(plan, work.rows, log.columns, manifest_path, manifest, resumed=work.resumed)
+
+    @staticmethod
+    def _already_done(scan: Scan, state: JournalState, previous: dict[str, Any]) -> bool:
+        """A finished run run again with the same settings, with no file new or left in flight."""
+        if previous.get("status") != "finished" or state.settings is None:
+            return False
+        done = {row["file"] for row in state.done_rows}
+        in_flight = any(record.done is None and record.claiming for record in state.files.values())
+        return not in_flight and all(found.relative in done for found in scan.files)
+
+    def _manifest(self, plan: RunPlan, scan: Scan, resuming: bool) -> dict[str, Any]:
+        return {
+            "tool": "smart-sorter",
+            "kind": "plan" if self.options.dry_run else "run",
+            "status": "running",
+            **plan.settings,
+            "destination": str(plan.destination),
+            "labels": list(plan.labels.categories),
+            "template": plan.labels.template,
+            "folders": plan.folders,
+            "options": asdict(self.options),
+            "versions": _versions(),
+            "started": _now(),
+            "resumed": resuming,
+            "files_found": len(scan.files),
+            "other_files_skipped": scan.skipped_other,
+            "model": {"id": self.options.model, "revision": self.options.revision},
+        }
+
+    def _result(
+        self,
+        plan: RunPlan,
+        rows: list[dict[str, Any]],
+        columns: tuple[str, ...],
+        manifest_path: Path,
+        manifest: dict[str, Any],
+        *,
+        resumed: int = 0,
+        already_done: bool = False,
+    ) -> SortResult:
         import pandas as pd
 
+        label_counts, status_counts = count_rows(rows, plan.labels.categories)
         return SortResult(
-            table=pd.DataFrame(rows, columns=list(log.columns)),
-            csv_path=csv_path,
+            table=pd.DataFrame(rows, columns=list(columns)),
+            csv_path=plan.csv_path,
             manifest_path=manifest_path,
-            destination=destination,
-            seconds=seconds,
-            model_seconds=model_seconds,
+            destination=plan.destination,
+            seconds=0.0 if already_done else float(manifest.get("seconds", 0.0)),
+            model_seconds=0.0 if already_done else float(manifest.get("model_seconds", 0.0)),
             label_counts=label_counts,
             status_counts=status_counts,
-            stopped_early=status != "finished",
-            resumed_files=len(done) + len(to_place),
+            stopped_early=not already_done and manifest.get("status") != "finished",
+            resumed_files=resumed,
+            already_done=already_done,
+            dry_run=self.options.dry_run,
         )
+
+    # The batch loop ------------------------------------------------------------------------------
+    def _observer(self, work: _Work, categories: tuple[str, ...]) -> Callable[[int, float], None]:
+        """Tells `on_progress` how far the run is; counting every row after each batch is for an observer only."""
+        total = len(work.rows) + len(work.to_place) + len(work.to_score)
+
+        def observe(scored: int, since: float) -> None:
+            if self.on_progress is not None:
+                counts = count_rows(work.rows, categories)[0]
+                self.on_progress(Progress(len(work.rows), total, counts, time.perf_counter() - since, scored))
+
+        return observe
 
     def _sort(
         self,
         files: list[FoundFile],
-        labels: LabelSet,
-        folder_paths: dict[str, Path],
+        plan: RunPlan,
         organiser: Organiser,
         log: CsvLog,
         rows: list[dict[str, Any]],
-        report: Callable[[int, float], None],
+        observe: Callable[[int, float], None],
     ) -> None:
         from tqdm.auto import tqdm
 
         options = self.options
-        cache = EmbeddingCache() if options.cache else None
+        cache = EmbeddingCache() if options.use_cache else None
         scorer = BatchScorer(
-            self.encoder, labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
+            self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
             batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
         )  # fmt: skip
-        for advice in scorer.label_advice(labels.categories):
+        for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
+        scored = [0]  # files this call has done, counted by the placing thread
 
-        def place_and_record(chunk: list[Prepared], scores: Scores | None) -> None:
-            per_image = None if scores is None else scores.ranked(options.multi_label)
-            rankings = iter(rank(per_image, options.top_k) if per_image is not None else ())
-            tag_scores = iter(per_image if per_image is not None and options.multi_label else ())
-            best_prompts = iter(scores.best_prompt if scores is not None else ())
-            done = []
-            for item in chunk:
-                if item.error:
-                    row = make_row(item.found.relative, item.sha256, status="error", error=item.error)
-                    done.append(organiser.finish(row))
-                    continue
-                row = scored_row(
-                    item.found.relative, item.sha256, next(rankings), next(best_prompts), labels,
-                    threshold=options.threshold, margin=options.margin, tag_scores=next(tag_scores, None),
-                )  # fmt: skip
-                folder = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
-                done.append(organiser.place(item.found.path, folder, row, self._copies_to(row, folder_paths)))
+        def place_and_record(chunk: list[Prepared], scores: Any) -> None:
+            entries = [(item.found.relative, item.sha256, item.error) for item in chunk]
+            new_rows = batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
+                                  margin=options.margin, multi_label=options.multi_label)  # fmt: skip
+            done = [self._place(organiser, item.found.path, row, plan) for item, row in zip(chunk, new_rows)]
             organiser.sync()
             log.write(done)
             rows.extend(done)
             scored[0] += len(done)
-            report(scored[0], first_batch_at)
+            observe(scored[0], first_batch_at)
 
         stream = prepared_stream(
             files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
             known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes,
         )  # fmt: skip
-        bar = tqdm(total=len(files), unit="img", disable=not self.progress, desc="Sorting", dynamic_ncols=True)
+        bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
-        scored = [0]  # files this call has done, counted by the placing thread
         # One placing thread: files are copied while the model embeds the next batch, in order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
@@ -330,6 +337,12 @@ class Sorter:
         bar.close()
         if cache is not None:
             cache.close()
+
+    def _place(self, organiser: Organiser, path: Path, row: dict[str, Any], plan: RunPlan) -> dict[str, Any]:
+        if row["status"] == "error":
+            return organiser.finish(row)
+        folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+        return organiser.place(path, folder, row, self._copies_to(row, plan.folder_paths))
 
     def _copies_to(self, row: dict[str, Any], folder_paths: dict[str, Path]) -> list[Path]:
         """The folders a sorted file is also copied into: those of its other tags, when asked."""
@@ -366,55 +379,26 @@ def sort_images(
     source: str | Path,
     destination: str | Path,
     labels: str | Mapping[str, object] | LabelSet | Path,
+    options: SortOptions | None = None,
     *,
-    model: str = DEFAULT_MODEL,
-    operation: str = "copy",
-    batch_size: int = 32,
-    preprocess: str = "fast",
-    template: str = DEFAULT_TEMPLATE,
-    prompt_mode: str = "average",
-    top_k: int = 3,
-    device: str = "auto",
-    revision: str | None = None,
-    output_file: str | Path | None = None,
-    dry_run: bool = False,
-    threshold: float | None = None,
-    margin: float | None = None,
-    multi_label: bool = False,
-    copy_tags: bool = False,
-    cache: bool = True,
-    decode_workers: int | None = None,
-    notify: Notify | None = None,
-    progress: bool = True,
     encoder: DualEncoder | PipelineClassifier | None = None,
+    notify: Notify | None = None,
     stop: threading.Event | None = None,
     on_progress: Observe | None = None,
+    progress_bar: bool = True,
+    **overrides: Any,
 ) -> SortResult:
     """Sort the images under `source` into `destination/<label>/` and write output.csv.
 
     `labels` is a comma-separated text ("cat,dog"), a list, a mapping of category -> prompts, or
-    the `Path` of a JSON/YAML labels file. `notify` receives advice (long labels, a slow run);
-    `encoder` reuses an already loaded model; setting `stop` ends the run after the current batch;
-    `on_progress` receives a `Progress` after each batch (from the placing thread).
+    the `Path` of a JSON/YAML labels file. Settings come from `options` (a `SortOptions`), with any
+    of its fields given as keywords on top (`model=`, `operation=`, `batch_size=`, ...). `notify`
+    receives advice (long labels, a slow run); `encoder` reuses an already loaded model; setting
+    `stop` ends the run after the current batch; `on_progress` receives a `Progress` after each
+    batch (from the placing thread).
     """
-    options = SortOptions(
-        model=model,
-        operation=operation,
-        batch_size=batch_size,
-        preprocess=preprocess,
-        template=template,
-        prompt_mode=prompt_mode,
-        top_k=top_k,
-        device=device,
-        revision=revision,
-        output_file=Path(output_file) if output_file is not None else None,
-        dry_run=dry_run,
-        threshold=threshold,
-        margin=margin,
-        multi_label=multi_label,
-        copy_tags=copy_tags,
-        cache=cache,
-        decode_workers=decode_workers,
+    options = (options or SortOptions()).with_changes(**overrides)
+    runner = Sorter(
+        options, encoder=encoder, notify=notify, progress_bar=progress_bar, stop=stop, on_progress=on_progress
     )
-    runner = Sorter(options, encoder=encoder, notify=notify, progress=progress, stop=stop, on_progress=on_progress)
     return runner.run(Path(source), Path(destination), labels)

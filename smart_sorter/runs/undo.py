@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DestinationError, PlacementError
-from ..options import MANIFEST_FILE_NAME
-from ..storage.journal import FileRecord, Journal, journal_path, read_journal
-from ..storage.layout import remove_empty_folders
+from ..errors import PlacementError
+from ..options import UNCERTAIN_FOLDER
+from ..storage.finished import FinishedRun
+from ..storage.journal import FileRecord
 from ..storage.organising import recover
 from ..storage.placing import holds_same_bytes, place_file
 from ..storage.retrying import retry_io
@@ -100,36 +100,21 @@ def _undo_one(record: FileRecord, row: dict[str, Any], destination: Path, result
 
 
 def undo_run(destination: Path) -> UndoResult:
-    """Undo the run recorded in `destination`'s journal."""
-    destination = Path(destination).resolve()
-    path = journal_path(destination)
-    state = read_journal(path)
-    if state.settings is None:
-        raise DestinationError(f"No smart-sorter run is recorded in {str(destination)!r}; nothing to undo.")
-    recovery = recover(state, destination)  # a killed run's last files: finished first, then undone
-    finished = {row["file"]: row for row in recovery.finished}
-    journal = Journal(path)
-    result = UndoResult()
-    folders = set()
-    try:
-        for record in reversed(list(state.files.values())):
-            row = finished.get(record.file) or record.done
+    """Undo the run recorded in `destination`'s journal (finished, stopped or killed)."""
+    with FinishedRun.open(destination, purpose="undo", require_finished=False) as run:
+        recovery = recover(run.state, run.destination)  # a killed run's last files: finished first, then undone
+        finished = {row["file"]: row for row in recovery.finished}
+        result = UndoResult()
+        for record in reversed(list(run.state.files.values())):
+            row = finished.get(record.file) or run.rows.get(record.file)
             if record.undone or row is None:
                 continue
-            folders |= _undo_copies(record, row, destination, result)
-            _undo_one(record, row, destination, result)
-            journal.write("undone", file=record.file)
+            run.touched_folders |= _undo_copies(record, row, run.destination, result)
+            _undo_one(record, row, run.destination, result)
+            run.journal.write("undone", file=record.file)
             if record.claiming:
-                folders.add(destination / record.claiming["folder"])
-    finally:
-        journal.close()
-    remove_empty_folders(folders)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
-    output = Path(state.settings.get("output_file", destination / "output.csv"))
-    if output.exists():
-        output.rename(output.with_name(f"{output.stem}-undone-{stamp}{output.suffix}"))
-    manifest = destination / MANIFEST_FILE_NAME
-    if manifest.exists():
-        manifest.rename(manifest.with_name(f"{manifest.stem}-undone-{stamp}{manifest.suffix}"))
+                run.touched_folders.add(run.destination / record.claiming["folder"])
+        folders = run.manifest.get("folders", {}).values()
+        run.touched_folders |= {run.destination / name for name in [*folders, UNCERTAIN_FOLDER]}
+        run.retire(time.strftime("%Y%m%d-%H%M%S"))
     return result

@@ -9,6 +9,8 @@ to the source):
 - `removed`: a moved file's source was deleted after the placed copy verified;
 - `claiming_copy` / `copy`: in multi-label mode with copies, the same for each further tag's folder
   (a copy of the placed file; `copy` has its `destination` and `action`: copied or duplicate);
+- `relocating`: resort or applied corrections are about to move a placed file (`origin`, its
+  destination so far) to `name` in `folder`, with its new row; a `placed` event follows once moved;
 - `done`: the file's final output.csv row;
 - `undone`: `smart-sorter undo` reversed the placement.
 output.csv is rebuilt from the `done` rows, so the journal alone says what a run did.
@@ -70,6 +72,7 @@ class FileRecord:
     undone: bool = False
     copy_claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> its latest claim
     copies: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> the copy made there
+    relocating: dict[str, Any] | None = None  # a move between label folders not yet confirmed by `placed`
 
 
 @dataclass
@@ -110,7 +113,9 @@ def read_journal(path: Path) -> JournalState:
             if event == "claiming":
                 record.claiming = entry
             elif event == "placed":
-                record.placed = entry
+                record.placed, record.relocating = entry, None
+            elif event == "relocating":
+                record.relocating = entry
             elif event == "removed":
                 record.removed = True
             elif event == "claiming_copy":

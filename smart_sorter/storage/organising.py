@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import PlacementError
 from .journal import FileRecord, Journal, JournalState
-from .placing import holds_same_bytes, place_file, sha256_of
+from .placing import candidate_names, holds_same_bytes, place_file, sha256_of
 from .retrying import retry_io
 
 
@@ -22,6 +22,7 @@ class Organiser:
         self.operation = operation
         self.journal = journal
         self.dry_run = dry_run
+        self._planned_names: set[Path] = set()  # a dry run's names, so two files never plan the same one
 
     def _write(self, event: str, **fields: Any) -> None:
         if self.journal is not None:
@@ -64,7 +65,7 @@ class Organiser:
         """Place one scored file (its row names it and holds its hash), then its copies, and return
         its final row."""
         if self.dry_run:
-            return self.finish({**row, "action": "planned"})
+            return self.finish({**row, "destination": self._planned(source, folder), "action": "planned"})
         relative, sha256 = row["file"], row["sha256"]
 
         def announce(name: str, temp: str, action: str) -> None:
@@ -83,19 +84,18 @@ class Organiser:
             self._write("removed", file=relative)
         return self.finish({**row, "destination": destination, "action": placement.action}, copies_to)
 
+    def _planned(self, source: Path, folder: Path) -> str:
+        """Where a dry run would put `source`: the first name free in its folder and in the plan."""
+        for name in candidate_names(source.name):
+            target = folder / name
+            if target not in self._planned_names and not os.path.lexists(target):
+                self._planned_names.add(target)
+                return target.relative_to(self.destination).as_posix()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def sync(self) -> None:
         if self.journal is not None:
             self.journal.sync()
-
-
-def relocate(journal: Journal, destination: Path, row: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Move a file a run placed (its `row`) into another folder of the destination, verified, and
-    journal it; the journal keeps its original source, so `undo` still puts it back. Returns the row
-    with its new `destination`; raises PlacementError and changes nothing when it cannot be moved."""
-    new = place_file(destination / row["destination"], folder, "move", row["sha256"])
-    moved = {**row, "destination": new.path.relative_to(destination).as_posix()}
-    journal.write("placed", file=row["file"], destination=moved["destination"], action=row["action"])
-    return moved
 
 
 @dataclass

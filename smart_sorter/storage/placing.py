@@ -141,8 +141,11 @@ def _user_error(error: OSError, source: Path, folder: Path) -> Exception:
 class _Placer:
     """One file's placement: walks the candidate names, claims the first free one."""
 
-    def __init__(self, source: Path, folder: Path, sha256: str, announce: Announce, name: str) -> None:
+    def __init__(
+        self, source: Path, folder: Path, sha256: str, announce: Announce, name: str, dedupe: bool = True
+    ) -> None:
         self.source, self.folder, self.sha256, self.announce, self.name = source, folder, sha256, announce, name
+        self.dedupe = dedupe
         self.size = source.stat().st_size
 
     def free_names(self) -> Iterator[Path | Placement]:
@@ -151,7 +154,7 @@ class _Placer:
             target = self.folder / name
             if not os.path.lexists(target):
                 yield target
-            elif holds_same_bytes(target, self.sha256, self.size):
+            elif self.dedupe and holds_same_bytes(target, self.sha256, self.size):
                 yield Placement(target, "duplicate")
                 return
 
@@ -212,12 +215,13 @@ def place_file(
     *,
     announce: Announce | None = None,
     name: str | None = None,
+    dedupe: bool = True,
 ) -> Placement:
     """Copy or move `source` into `folder` (created if needed), as `name` (its own by default)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         announce = announce or (lambda name, temp, action: None)
-        placer = _Placer(source, folder, expected_sha256, announce, name or source.name)
+        placer = _Placer(source, folder, expected_sha256, announce, name or source.name, dedupe)
         return placer.move() if operation == "move" else placer.copy()
     except OSError as error:
         raise _user_error(error, source, folder) from error

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.rows import BASE_COLUMNS
 from ..errors import DestinationError, DiskFullError, SourceError
 from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME
 
@@ -21,9 +22,20 @@ class CsvLog:
     its own output.csv anew from those rows, whole, then appends.
     """
 
-    def __init__(self, path: Path, columns: tuple[str, ...], *, resumed_rows: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        columns: tuple[str, ...],
+        *,
+        resumed_rows: list[dict[str, Any]] | None = None,
+        replace_own: bool = False,
+    ):
+        """`replace_own`: a table of ours already there (a dry run's earlier plan) is replaced whole;
+        any other file under that name is refused."""
         self.path = path
         self.columns = columns
+        if replace_own and _is_our_table(path):
+            resumed_rows = []
         try:
             if resumed_rows is not None:
                 partial = path.with_name(path.name + ".partial")
@@ -37,8 +49,8 @@ class CsvLog:
                 self._handle = open(path, "x", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
         except FileExistsError:
             raise DestinationError(
-                f"{str(path)!r} already exists from an earlier run; choose another destination or --output_file,"
-                " or move that file away."
+                f"{str(path)!r} already exists and was not written by this run; choose another destination or"
+                " --output_file, or move that file away."
             ) from None
         except OSError as error:
             raise DestinationError(f"Cannot write {str(path)!r}: {error.strerror or error}.") from None
@@ -60,6 +72,15 @@ class CsvLog:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk was already reported; the rows written are kept
             self._handle.close()
+
+
+def _is_our_table(path: Path) -> bool:
+    """Whether `path` is a table this tool wrote (its header starts with output.csv's columns)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.readline().startswith(",".join(BASE_COLUMNS))
+    except OSError:
+        return False
 
 
 def read_manifest(destination: Path) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""Before a run touches anything: check the folders, the labels and the options, and decide what the run
+is (its folders, its table, the settings a resumed run must share). Nothing here writes a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.labels import LabelSet, parse_labels
+from ..core.rows import csv_columns
+from ..errors import DestinationError, OtherRunError, SourceError
+from ..options import OUTPUT_FILE_NAME, PLAN_FILE_NAME, UNCERTAIN_FOLDER, SortOptions
+from ..storage.journal import JournalState
+from ..storage.layout import plan_folders
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run is: where from and to, its labels and their folders, its table and its settings."""
+
+    source: Path
+    destination: Path
+    labels: LabelSet
+    folders: dict[str, str]  # label -> folder name
+    folder_paths: dict[str, Path]  # label (and the uncertain bucket) -> folder
+    csv_path: Path
+    columns: tuple[str, ...]
+    settings: dict[str, Any]  # what a resumed run must share with the run it resumes
+
+
+def check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
+    """Both folders resolved; a sentence for a missing source or a destination that cannot be."""
+    if not source.exists():
+        raise SourceError(f"The source folder {str(source)!r} does not exist; check the path.")
+    if not source.is_dir():
+        raise SourceError(f"The source {str(source)!r} is a file, not a folder; give the folder that holds the images.")
+    source, destination = source.resolve(), destination.resolve()
+    if destination.exists() and not destination.is_dir():
+        raise DestinationError(f"The destination {str(destination)!r} is a file; give a folder.")
+    if source == destination or destination in source.parents:
+        raise DestinationError(
+            f"The source {str(source)!r} lies inside the destination {str(destination)!r}; sorting would mix"
+            " sorted and unsorted files. Choose a destination outside the source."
+        )
+    return source, destination
+
+
+def output_path(options: SortOptions, source: Path, destination: Path) -> Path:
+    """Where output.csv (plan.csv for a dry run) goes: the destination unless given; a relative
+    `output_file` is joined to the destination, as the original tool does; never into the source."""
+    default = PLAN_FILE_NAME if options.dry_run else OUTPUT_FILE_NAME
+    given = Path(options.output_file).expanduser() if options.output_file else Path(default)
+    path = (given if given.is_absolute() else destination / given).resolve()
+    if source in path.parents and destination not in path.parents:
+        raise DestinationError(
+            f"The output file {str(path)!r} would be written into the source folder; give a path outside it."
+        )
+    return path
+
+
+def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions) -> RunPlan:
+    source, destination = check_paths(Path(source), Path(destination))
+    label_set = parse_labels(labels, options.template)
+    bucket = options.threshold is not None or options.margin is not None or options.multi_label
+    folders, folder_paths = plan_folders(
+        label_set.placed_categories,
+        destination,
+        uncertain_bucket=bucket or label_set.needs_uncertain,
+        uncertain_name=UNCERTAIN_FOLDER,
+    )
+    csv_path = output_path(options, source, destination)
+    settings = {
+        "source": str(source),
+        "prompts": label_set.as_dict(),
+        "model": options.model,
+        "operation": options.operation,
+        "prompt_mode": options.prompt_mode,
+        "threshold": options.threshold,
+        "margin": options.margin,
+        "multi_label": options.multi_label,
+        "copy_tags": options.copy_tags,
+        "output_file": str(csv_path),
+    }
+    tag_columns = label_set.categories if options.multi_label else ()
+    columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
+    return RunPlan(source, destination, label_set, folders, folder_paths, csv_path, columns, settings)
+
+
+def check_same_run(state: JournalState, plan: RunPlan, *, finished: bool) -> None:
+    """A destination holding another run's journal is refused: resuming is only for the same settings.
+
+    A run that stopped before placing anything binds nothing: a new run may start over it.
+    """
+    if state.settings is None or state.settings == plan.settings or not state.files:
+        return
+    differences = [key for key in plan.settings if state.settings.get(key) != plan.settings[key]]
+    raise OtherRunError(plan.destination, differences, finished=finished)
