@@ -12,7 +12,9 @@ __all__ = [
     "SortResult",
     "__version__",
     "evaluate",
+    "resort",
     "sort_images",
+    "undo",
 ]
 
 
@@ -26,6 +28,14 @@ def __getattr__(name: str):
         from .validation.evaluation import evaluate
 
         return evaluate
+    if name == "resort":
+        from .runs.resorting import resort
+
+        return resort
+    if name == "undo":
+        from .runs.undo import undo_run
+
+        return undo_run
     if name == "SortResult":
         from .runs.outcome import SortResult
 
