@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from smart_sorter import sort_images
 from smart_sorter.cli import main
 from smart_sorter.pipeline.embedding_cache import EmbeddingCache, cache_home
 from smart_sorter.pipeline.encoder import DualEncoder
-from tests.factories import noise_image
+from tests.factories import image_bytes, noise_image
 
 
 @pytest.fixture
@@ -104,3 +106,64 @@ def test_embeddings_round_trip_exactly(home):
     assert np.array_equal(store.get("m", ["abc", "missing"])["abc"], vector)
     assert store.hashes("m") == {"abc"} and store.hashes("other") == frozenset()
     store.close()
+
+
+def test_file_hashes_are_kept_for_names_that_are_not_utf8(home, tmp_path):
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg"))  # str with a surrogate escape
+    path.write_bytes(b"jpeg bytes")
+    store = EmbeddingCache()
+    store.remember_hashes([(path, "abc")])
+    assert store.known_hash(path) == "abc"
+    assert store.known_hash(tmp_path / "caf\xe9.jpg") is None  # the valid-UTF-8 name is another file
+    store.close()
+
+
+def test_a_cache_written_by_an_older_version_opens_and_keeps_its_hashes(home, tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"jpeg bytes")
+    stat = path.stat()
+    home.mkdir(parents=True)
+    old = sqlite3.connect(home / "embeddings.sqlite")
+    old.executescript(
+        """
+        CREATE TABLE embeddings (
+            model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, sha256));
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+        """
+    )
+    old.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (str(path), stat.st_size, stat.st_mtime_ns, "abc"))
+    old.execute("INSERT INTO embeddings VALUES ('m', 'abc', ?)", (np.ones(4, dtype=np.float32).tobytes(),))
+    old.commit()
+    old.close()
+    store = EmbeddingCache()
+    assert store.known_hash(path) == "abc" and store.hashes("m") == {"abc"}
+    store.remember_hashes([(path, "def")])  # the upgraded row is replaced, not doubled
+    assert store.known_hash(path) == "def" and store.stats()["files"] == 1
+    store.close()
+    reopened = EmbeddingCache()
+    assert reopened.known_hash(path) == "def"
+    reopened.close()
+
+
+def test_a_photo_with_a_name_that_is_not_utf8_is_cached(home, tmp_path, tiny_clip, counting_encoder):
+    from smart_sorter.core.labels import parse_labels
+    from smart_sorter.pipeline.batch_scorer import BatchScorer
+    from smart_sorter.pipeline.finding import find_images
+    from smart_sorter.pipeline.reading import prepared_stream
+
+    with open(os.fsencode(tmp_path) + b"/caf\xe9.jpg", "wb") as handle:
+        handle.write(image_bytes(noise_image(1), "JPEG"))
+    files = find_images(tmp_path).files
+    labels = parse_labels("cat,dog", "a photo of {}")
+    for expected_embedded in (1, 0):  # the second time, the file is known by its unchanged name and stat
+        counting_encoder.embedded.clear()
+        store = EmbeddingCache()
+        scorer = BatchScorer(counting_encoder, labels, preprocess="fast", prompt_mode="average",
+                             batch_size=4, cache=store)  # fmt: skip
+        known = scorer.known_hashes(list(files))
+        items = list(prepared_stream(files, scorer.prepare, workers=1, lookahead=2, known_hashes=known,
+                                     cached=scorer.cached_hashes))  # fmt: skip
+        scorer.score(items)
+        assert sum(counting_encoder.embedded) == expected_embedded and len(known) == 1 - expected_embedded
+        store.close()

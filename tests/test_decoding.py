@@ -92,3 +92,44 @@ def test_heic_files_decode():
         pytest.skip(f"this pillow-heif cannot encode HEIF: {error}")
     red, _, blue = decode_image(data).getpixel((16, 16))
     assert blue > 200 and red < 50
+
+
+def test_transparency_can_be_dropped_as_transformers_drops_it():
+    assert decode_image(image_bytes(solid("RGBA", (255, 0, 0, 0)), "PNG"), on_white=False).getpixel((0, 0)) == (
+        255, 0, 0,
+    )  # fmt: skip
+    assert decode_image(image_bytes(solid("LA", (0, 128)), "PNG"), on_white=False).getpixel((0, 0)) == (0, 0, 0)
+    palette = solid("P", 0)
+    palette.putpalette([10, 20, 30] * 256)
+    data = image_bytes(palette, "PNG", transparency=0)
+    assert decode_image(data, on_white=False).getpixel((0, 0)) == (10, 20, 30)
+    values = np.full((10, 20), 32768, dtype=np.uint16)  # 16-bit is still scaled, not clipped white
+    grey = decode_image(image_bytes(Image.fromarray(values), "PNG"), on_white=False)
+    assert grey.getpixel((0, 0)) == pytest.approx((127, 127, 127), abs=1)
+
+
+def transparent_images(folder):
+    """An RGBA, an LA and a palette PNG with transparency, over colourful noise."""
+    rng = np.random.default_rng(5)
+    folder.mkdir()
+    noise_image(1, size=(80, 60), mode="RGBA").save(folder / "rgba.png")
+    noise_image(2, size=(60, 80), mode="LA").save(folder / "la.png")
+    palette = Image.fromarray(rng.integers(0, 8, size=(50, 70), dtype=np.uint8), "P")
+    palette.putpalette(rng.integers(0, 256, size=768, dtype=np.uint8).tolist())
+    palette.save(folder / "palette.png", transparency=0)
+    return folder
+
+
+def test_exact_matches_the_pipeline_on_transparent_images(tiny_clip, tmp_path):
+    from smart_sorter import sort_images
+    from tests.test_encoder import LABELS, pipeline_scores, sorted_scores
+
+    folder = transparent_images(tmp_path / "transparent")
+    result = sort_images(folder, tmp_path / "out", LABELS, model=str(tiny_clip), preprocess="exact",
+                         top_k=len(LABELS), progress=False, cache=False)  # fmt: skip
+    ours = sorted_scores(result.table, LABELS)
+    theirs = pipeline_scores(tiny_clip, folder, LABELS)
+    assert ours.keys() == theirs.keys() == {"rgba.png", "la.png", "palette.png"}
+    for name in theirs:
+        for label in LABELS:
+            assert ours[name][label] == pytest.approx(theirs[name][label], abs=1e-4), (name, label)

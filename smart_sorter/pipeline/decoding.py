@@ -36,14 +36,24 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to RGB: transparency composited on white, CMYK and 16-bit converted."""
+_WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def to_rgb(image: Image.Image, *, on_white: bool = True) -> Image.Image:
+    """Any Pillow mode to RGB: CMYK and 16-bit converted, transparency composited on white.
+
+    With `on_white=False` transparency is dropped instead, as transformers' `load_image` does
+    (`image.convert("RGB")`): the colour under a transparent pixel shows, whatever it is. 16-bit
+    greyscale is scaled either way; a plain convert would clip it to white.
+    """
     if image.mode == "RGB":
         return image
+    if image.mode in _WIDE_GREY:
+        return _to_8bit(image).convert("RGB")
+    if not on_white:
+        return image.convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        image = _to_8bit(image)
     elif image.mode in ("LA", "La", "PA", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
@@ -53,12 +63,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def decode_image(data: bytes, *, draft_size: tuple[int, int] | None = None, on_white: bool = True) -> Image.Image:
     """Decode an image file's bytes to an upright RGB image.
 
     `draft_size`, when given, lets JPEGs decode at a reduced scale that still covers that size
     (the DCT does the downscaling almost for free). The first frame of an animation is used.
-    Truncated files, decompression bombs and non-images raise DecodeError with the reason.
+    Transparency is composited on white, or with `on_white=False` dropped as the transformers
+    pipeline drops it. Truncated files, decompression bombs and non-images raise DecodeError.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -74,7 +85,7 @@ def decode_image(data: bytes, *, draft_size: tuple[int, int] | None = None) -> I
         image.seek(0)
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when already upright
-        return to_rgb(image)
+        return to_rgb(image, on_white=on_white)
     except Image.DecompressionBombError as error:
         raise DecodeError(f"image too large to decode safely ({error})") from error
     except Image.UnidentifiedImageError as error:

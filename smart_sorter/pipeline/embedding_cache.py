@@ -4,7 +4,8 @@ One SQLite file under `SMART_SORTER_HOME` (default: the user's cache folder). Em
 by the model (id, revision, and for a local folder a fingerprint of its files), the preprocessing
 mode and the SHA-256 of the image's bytes, so the same picture in another folder is found too. A
 second table remembers each file's size and modification time with its hash, so unchanged files are
-not read again. Writes are committed per batch: an interrupted run keeps what it computed.
+not read again; it is keyed by the path's bytes (`os.fsencode`), so names that are not valid UTF-8
+are kept as they are. Writes are committed per batch: an interrupted run keeps what it computed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 
 DATABASE_NAME = "embeddings.sqlite"
+# 1: `files.path` holds os.fsencode(path) as a BLOB (version 0 stored str(path) as TEXT)
+SCHEMA_VERSION = 1
 
 
 def cache_home() -> Path:
@@ -42,6 +45,11 @@ def model_key(model: dict[str, Any], preprocess: str) -> str:
     return key
 
 
+def _key(path: Path) -> bytes:
+    """A path as the bytes the file system knows it by: lossless for any name."""
+    return os.fsencode(path)
+
+
 class EmbeddingCache:
     """Embeddings by (model key, image hash), and image hashes by (path, size, mtime)."""
 
@@ -59,6 +67,20 @@ class EmbeddingCache:
                 path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
             """
         )
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Paths stored as TEXT by older versions become the BLOBs they are looked up by now.
+
+        SQLite keeps a BLOB as a BLOB even in a column declared TEXT, so the table itself need
+        not change and an older version can still open the database (its lookups simply miss).
+        """
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self._db:
+            self._db.execute("UPDATE OR IGNORE files SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
+            self._db.execute("DELETE FROM files WHERE typeof(path) = 'text'")  # already there as a BLOB
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def known_hash(self, path: Path) -> str | None:
         """The hash recorded for `path` if its size and modification time are unchanged."""
@@ -66,7 +88,7 @@ class EmbeddingCache:
             stat = path.stat()
         except OSError:
             return None
-        row = self._db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),)).fetchone()
+        row = self._db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (_key(path),)).fetchone()
         if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
             return row[2]
         return None
@@ -78,7 +100,7 @@ class EmbeddingCache:
                 stat = path.stat()
             except OSError:
                 continue
-            rows.append((str(path), stat.st_size, stat.st_mtime_ns, sha256))
+            rows.append((_key(path), stat.st_size, stat.st_mtime_ns, sha256))
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
 

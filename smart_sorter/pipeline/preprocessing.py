@@ -153,7 +153,7 @@ class Preprocessor:
         """Decode and prepare one image (thread-safe; runs in decoding workers)."""
         if self.mode == "fast":
             return self.plan.pixels(decode_image(data, draft_size=self.plan.draft_size()))
-        image = decode_image(data)
+        image = decode_image(data, on_white=False)  # transparency dropped, as the pipeline's load_image does
         if self.plan is not None:
             image = self.plan.central_window(image)
         values = self.processor(images=[image], return_tensors="np")["pixel_values"][0]

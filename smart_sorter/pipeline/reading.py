@@ -1,21 +1,33 @@
-"""Reading files ahead of the model: read, hash and decode in worker threads, yielded in order."""
+"""Reading files ahead of the model: read, hash and decode in worker threads, yielded in order.
+
+Each file is opened once, without following a symlink and without waiting on a FIFO, checked to
+be a regular file on the open descriptor, then hashed in chunks; only images within the size
+limit are kept in memory for decoding, so a huge file costs a chunk of memory, not its size.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any
 
 from ..errors import DecodeError
 from ..storage.retrying import retry_io
-from .finding import FoundFile
+from .finding import OPEN_FLAGS, FoundFile, not_regular
+
+MAX_IMAGE_BYTES = 256 * 1024 * 1024  # larger files are hashed (streamed) but not decoded
+_CHUNK = 1024 * 1024
+_MB = 1024 * 1024
 
 
 @dataclass
@@ -27,6 +39,77 @@ class Prepared:
     pixels: Any = None
     error: str = ""
     cached: bool = False  # its embedding is in the cache: not decoded
+
+
+@dataclass(frozen=True)
+class FileBytes:
+    """A file's SHA-256 and, when it is within the size limit, its bytes (else None)."""
+
+    sha256: str
+    data: bytes | None
+    size: int
+
+
+def _open(found: FoundFile) -> int:
+    """A descriptor of the regular file `found` names, or DecodeError with the reason."""
+    # a symlink found inside the source is followed; any other path must not have become one
+    flags = OPEN_FLAGS if found.link_to is None else OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = retry_io(lambda: os.open(found.path, flags))
+    except OSError as error:
+        if error.errno == errno.ELOOP and found.link_to is None:
+            raise DecodeError("became a symbolic link after it was found; not followed") from None
+        raise DecodeError(f"cannot read file: {error.strerror or error}") from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise DecodeError(f"{not_regular(status.st_mode)}; not read")
+        if found.link_to is not None and (status.st_dev, status.st_ino) != found.link_to:
+            raise DecodeError("symbolic link leads to another file than when it was found; not read")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def read_file(found: FoundFile, *, max_bytes: int = MAX_IMAGE_BYTES) -> FileBytes:
+    """Open `found` once, hash it in chunks, and keep its bytes when there are at most `max_bytes`.
+
+    Raises DecodeError for a path that is no longer a regular file or cannot be read.
+    """
+    descriptor = _open(found)
+    try:
+        size = os.fstat(descriptor).st_size
+        digest = hashlib.sha256()
+        parts: list[bytes] | None = []
+        offset = 0
+        # a file within the limit is read in one piece (one allocation, no join); others in chunks
+        want = size if 0 < size <= max_bytes else _CHUNK
+        while True:
+            try:
+                chunk = retry_io(partial(os.pread, descriptor, want, offset))
+            except OSError as error:
+                raise DecodeError(f"cannot read file: {error.strerror or error}") from None
+            if not chunk:
+                break
+            offset += len(chunk)
+            digest.update(chunk)
+            if parts is not None and offset <= max_bytes:
+                parts.append(chunk)
+            else:
+                parts = None  # over the limit: hashed on, kept no longer
+            want = _CHUNK
+    finally:
+        os.close(descriptor)
+    data = None if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)
+    return FileBytes(digest.hexdigest(), data, offset)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (
+        f"larger than the {max_bytes / _MB:g} MB limit for images ({size / _MB:.0f} MB); hashed but not"
+        " decoded. Raise the image size limit to sort it"
+    )
 
 
 def _yield_to_model() -> None:
@@ -43,11 +126,13 @@ def prepared_stream(
     lookahead: int,
     known_hashes: Mapping[str, str] | None = None,
     cached: frozenset[str] | set[str] = frozenset(),
+    max_bytes: int = MAX_IMAGE_BYTES,
 ) -> Iterator[Prepared]:
     """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order.
 
     A file whose hash is in `cached` is not decoded; one listed in `known_hashes` (unchanged since
-    it was last hashed) with a cached embedding is not even read.
+    it was last hashed) with a cached embedding is not even read. A file over `max_bytes` is only
+    hashed and becomes an error row.
     """
     known_hashes = known_hashes or {}
 
@@ -55,19 +140,23 @@ def prepared_stream(
         if known_hashes.get(found.relative) in cached:
             return Prepared(found, known_hashes[found.relative], cached=True)
         try:
-            data = retry_io(found.path.read_bytes)
-        except OSError as error:
-            return Prepared(found, "", error=f"cannot read file: {error.strerror or error}")
-        prepared = Prepared(found, hashlib.sha256(data).hexdigest())
+            read = read_file(found, max_bytes=max_bytes)
+        except DecodeError as error:
+            return Prepared(found, "", error=str(error))
+        except MemoryError:
+            return Prepared(found, "", error="image too large for the memory available")
+        prepared = Prepared(found, read.sha256)
         if prepared.sha256 in cached:
             prepared.cached = True
-            return prepared
-        try:
-            prepared.pixels = prepare(data)
-        except DecodeError as error:
-            prepared.error = str(error)
-        except MemoryError:
-            prepared.error = "image too large for the memory available"
+        elif read.data is None:
+            prepared.error = _too_large(read.size, max_bytes)
+        else:
+            try:
+                prepared.pixels = prepare(read.data)
+            except DecodeError as error:
+                prepared.error = str(error)
+            except MemoryError:
+                prepared.error = "image too large for the memory available"
         return prepared
 
     with ThreadPoolExecutor(
