@@ -21,6 +21,7 @@ OPERATIONS = ("copy", "move")
 PREPROCESS_MODES = ("fast", "exact")
 PROMPT_MODES = ("average", "best")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MEGABYTE = 1024 * 1024
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -49,6 +50,7 @@ class SortOptions:
     copy_tags: bool = False  # multi-label: also copy each file into the folder of every other tag
     use_cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
+    max_image_mb: int = 256  # a larger file is hashed (streamed) but not decoded: an error row says so
 
     def __post_init__(self) -> None:
         if self.output_file is not None and not isinstance(self.output_file, Path):
@@ -67,6 +69,8 @@ class SortOptions:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
         if self.copy_tags and not self.multi_label:
             raise OptionError("Copying into every tagged folder needs multi-label mode; turn it on as well.")
+        if self.max_image_mb < 1:
+            raise OptionError(f"the image size limit must be at least 1 MB; got {self.max_image_mb}.")
         if self.decode_workers is not None and self.decode_workers < 1:
             raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
         rest = self.template.replace("{}", "", 1)

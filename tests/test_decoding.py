@@ -126,7 +126,7 @@ def test_exact_matches_the_pipeline_on_transparent_images(tiny_clip, tmp_path):
 
     folder = transparent_images(tmp_path / "transparent")
     result = sort_images(folder, tmp_path / "out", LABELS, model=str(tiny_clip), preprocess="exact",
-                         top_k=len(LABELS), progress=False, cache=False)  # fmt: skip
+                         top_k=len(LABELS), progress_bar=False, use_cache=False)  # fmt: skip
     ours = sorted_scores(result.table, LABELS)
     theirs = pipeline_scores(tiny_clip, folder, LABELS)
     assert ours.keys() == theirs.keys() == {"rgba.png", "la.png", "palette.png"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,8 @@ class BatchScorer:
         self.prompt_mode = prompt_mode
         self.batch_size = batch_size
         if isinstance(encoder, PipelineClassifier):  # scored whole by the pipeline: nothing to cache
-            self.prepare: Callable[[bytes], Any] = decode_image
+            # as the pipeline's own load_image: transparency dropped, not composited
+            self.prepare: Callable[[bytes], Any] = partial(decode_image, on_white=False)
             self.cache, self.cached_hashes = None, frozenset()
             return
         self.preprocessor = Preprocessor(encoder.image_processor, preprocess)

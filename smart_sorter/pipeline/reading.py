@@ -22,10 +22,11 @@ from itertools import islice
 from typing import Any
 
 from ..errors import DecodeError
+from ..options import MEGABYTE, SortOptions
 from ..storage.retrying import retry_io
 from .finding import OPEN_FLAGS, FoundFile, not_regular
 
-MAX_IMAGE_BYTES = 256 * 1024 * 1024  # larger files are hashed (streamed) but not decoded
+MAX_IMAGE_BYTES = SortOptions.max_image_mb * MEGABYTE  # larger files are hashed (streamed) but not decoded
 _CHUNK = 1024 * 1024
 _MB = 1024 * 1024
 

@@ -41,6 +41,7 @@ class SortResult:
     status_counts: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
     resumed_files: int = 0  # done by an earlier, interrupted run of the same settings
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): found, not sorted, no row
     already_done: bool = False  # the same run again after it had finished: nothing was done
     dry_run: bool = False  # a plan: no file was placed
 
@@ -66,6 +67,10 @@ class SortResult:
         lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
+        if self.skipped:
+            shown = "; ".join(f"{file} ({reason})" for file, reason in self.skipped[:3])
+            more = f" and {len(self.skipped) - 3} more (listed in the run manifest)" if len(self.skipped) > 3 else ""
+            lines.append(f"  {len(self.skipped)} file(s) or folder(s) were passed over: {shown}{more}.")
         if self.resumed_files:
             lines.append(f"  {self.resumed_files} file(s) had been done by the interrupted run that this one finished.")
         if self.stopped_early:

@@ -24,7 +24,7 @@ from ..core.folders import target_folder
 from ..core.labels import LabelSet
 from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, row_tags
 from ..errors import DestinationError, SourceError
-from ..options import MANIFEST_FILE_NAME, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
+from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
@@ -118,11 +118,14 @@ class Sorter:
         scan = find_images(plan.source, exclude=(plan.destination,))
         state = self._state(plan)
         if not scan.files and not state.files:
+            passed = [f"{scan.skipped_other} other files skipped"] if scan.skipped_other else []
+            passed += [f"{skip.relative}: {skip.reason}" for skip in scan.skipped[:3]]
             raise SourceError(
                 f"No images found in {str(plan.source)!r}"
-                + (f" ({scan.skipped_other} other files skipped)" if scan.skipped_other else "")
+                + (f" ({'; '.join(passed)})" if passed else "")
                 + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted."
             )
+        self._check_source_writable(scan)
         self._started = time.perf_counter()
         if self._unscored(scan, state):
             self.encoder  # noqa: B018 - a model that cannot be loaded fails here, before anything is written
@@ -135,6 +138,20 @@ class Sorter:
         with DestinationLock(plan.destination, "dry run" if self.options.dry_run else "sorting run"):
             return self._run_locked(plan, scan, self._state(plan))  # read again: now no one else writes
 
+    def _check_source_writable(self, scan: Scan) -> None:
+        """Moving removes files from the source: a read-only source folder is refused before anything moves."""
+        if self.options.operation != "move" or self.options.dry_run:
+            return
+        folders = sorted({found.path.parent for found in scan.files})
+        locked = [folder for folder in folders if not os.access(folder, os.W_OK)]
+        if locked:
+            raise SourceError(
+                f"Moving removes files from the source, but {str(locked[0])!r}"
+                + (f" and {len(locked) - 1} other folder(s)" if len(locked) > 1 else "")
+                + " cannot be written to (read-only). Copy instead (operation copy), or make it writable;"
+                " nothing was moved."
+            )
+
     def _state(self, plan: RunPlan) -> JournalState:
         """The journal of an earlier run in the destination, checked to be this run's."""
         if self.options.dry_run:
@@ -146,8 +163,9 @@ class Sorter:
 
     @staticmethod
     def _unscored(scan: Scan, state: JournalState) -> list[FoundFile]:
-        """Found files the journal knows nothing of: only these need the model."""
-        return [found for found in scan.files if found.relative not in state.files]
+        """Found files the journal knows nothing of, or whose error may pass: only these need the model."""
+        retry = state.to_retry()
+        return [found for found in scan.files if found.relative not in state.files or found.relative in retry]
 
     # Resuming ------------------------------------------------------------------------------------
     def _resume(self, plan: RunPlan, scan: Scan, state: JournalState, organiser: Organiser) -> _Work:
@@ -158,7 +176,9 @@ class Sorter:
             organiser.finish(row, self._copies_to(row, plan.folder_paths), state.files[row["file"]])
             for row in recovery.finished
         ]
-        rows = state.done_rows + finished if resuming else []
+        found = {item.relative for item in scan.files}
+        retry = state.to_retry() & found  # errors that may pass, for files still there: tried again
+        rows = [row for row in state.done_rows if row["file"] not in retry] + finished if resuming else []
         done = {row["file"] for row in rows}
         to_place = [
             (found, recovery.to_place[found.relative])
@@ -218,7 +238,8 @@ class Sorter:
             return False
         done = {row["file"] for row in state.done_rows}
         in_flight = any(record.done is None and record.claiming for record in state.files.values())
-        return not in_flight and all(found.relative in done for found in scan.files)
+        retry = state.to_retry() & {found.relative for found in scan.files}
+        return not in_flight and not retry and all(found.relative in done for found in scan.files)
 
     def _manifest(self, plan: RunPlan, scan: Scan, resuming: bool) -> dict[str, Any]:
         return {
@@ -236,6 +257,7 @@ class Sorter:
             "resumed": resuming,
             "files_found": len(scan.files),
             "other_files_skipped": scan.skipped_other,
+            "skipped": [{"file": skip.relative, "reason": skip.reason} for skip in scan.skipped],
             "model": {"id": self.options.model, "revision": self.options.revision},
         }
 
@@ -264,6 +286,7 @@ class Sorter:
             status_counts=status_counts,
             stopped_early=not already_done and manifest.get("status") != "finished",
             resumed_files=resumed,
+            skipped=[(entry["file"], entry["reason"]) for entry in manifest.get("skipped", [])],
             already_done=already_done,
             dry_run=self.options.dry_run,
         )
@@ -315,6 +338,7 @@ class Sorter:
         stream = prepared_stream(
             files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
             known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes,
+            max_bytes=options.max_image_mb * MEGABYTE,
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()

@@ -39,7 +39,9 @@ class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+        # A file name that is not UTF-8 reaches Python with surrogate escapes; written as `\udcXX` JSON
+        # escapes they read back as the same name, and the journal stays valid UTF-8.
+        self._handle = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - whole run
         if self._handle.tell() and not path.read_bytes().endswith(b"\n"):
             self._handle.write("\n")  # a line torn by a crash stays alone and is skipped when read
 
@@ -69,6 +71,7 @@ class FileRecord:
     placed: dict[str, Any] | None = None
     removed: bool = False
     done: dict[str, Any] | None = None
+    retry: bool = False  # its `done` row is an error that may pass: a rerun tries the file again
     undone: bool = False
     copy_claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> its latest claim
     copies: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag folder -> the copy made there
@@ -89,6 +92,17 @@ class JournalState:
     @property
     def done_rows(self) -> list[dict[str, Any]]:
         return [record.done for record in self.files.values() if record.done is not None]
+
+    def to_retry(self) -> set[str]:
+        """Files whose row is an error that may pass: the file changed while sorted, it could not be
+        read, a placement failed; a rerun of the same run tries them again."""
+        return {
+            file
+            for file, record in self.files.items()
+            if record.done is not None
+            and record.done.get("status") == "error"
+            and (record.retry or not record.done.get("sha256"))
+        }
 
 
 def read_journal(path: Path) -> JournalState:
@@ -123,7 +137,7 @@ def read_journal(path: Path) -> JournalState:
             elif event == "copy":
                 record.copies[entry["folder"]] = entry
             elif event == "done":
-                record.done = entry["row"]
+                record.done, record.retry = entry["row"], bool(entry.get("retry"))
             elif event == "undone":
                 record.undone = True
     return state

@@ -28,12 +28,20 @@ class Organiser:
         if self.journal is not None:
             self.journal.write(event, **fields)
 
-    def finish(self, row: dict[str, Any], copies_to: Sequence[Path] = (), earlier: FileRecord | None = None) -> dict:
+    def finish(
+        self,
+        row: dict[str, Any],
+        copies_to: Sequence[Path] = (),
+        earlier: FileRecord | None = None,
+        *,
+        retry: bool = False,
+    ) -> dict:
         """Record a file's final row, after copying the placed file into each folder of `copies_to`
-        (multi-label mode: its other tags). `earlier` is what an interrupted run journaled of it."""
+        (multi-label mode: its other tags). `earlier` is what an interrupted run journaled of it;
+        `retry`: the failure may pass (the file changed, the disk hiccuped), so a rerun tries it again."""
         if copies_to and row.get("destination") and not self.dry_run:
             row = self._copy(row, copies_to, earlier)
-        self._write("done", file=row["file"], row=row)
+        self._write("done", file=row["file"], row=row, **({"retry": True} if retry else {}))
         return row
 
     def _copy(self, row: dict[str, Any], folders: Sequence[Path], earlier: FileRecord | None) -> dict[str, Any]:
@@ -45,7 +53,7 @@ class Organiser:
                 (folder / claimed["temp"]).unlink(missing_ok=True)  # an interrupted copy's partial file
 
             def announce(name: str, temp: str, action: str, folder: Path = folder) -> None:
-                self._write("claiming_copy", file=relative, folder=folder.name, name=name, temp=temp)
+                self._write("claiming_copy", file=relative, folder=folder.name, name=name, temp=temp, action=action)
 
             try:
                 copy = place_file(placed, folder, "copy", sha256, announce=announce)
@@ -53,8 +61,9 @@ class Organiser:
                 problems.append(f"not copied to {folder.name}/: {error}")
                 continue
             action = copy.action
-            if action == "duplicate" and claimed and claimed.get("name") == copy.path.name:
-                action = "copied"  # our own copy, made before an interruption
+            ours = claimed and claimed.get("name") == copy.path.name and claimed.get("action") != "duplicate"
+            if action == "duplicate" and ours:
+                action = "copied"  # our own copy, made before an interruption (not a file that was there)
             destination = copy.path.relative_to(self.destination).as_posix()
             self._write("copy", file=relative, folder=folder.name, destination=destination, action=action)
             made.append(destination)
@@ -77,7 +86,7 @@ class Organiser:
         try:
             placement = place_file(source, folder, self.operation, sha256, announce=announce)
         except PlacementError as error:
-            return self.finish({**row, "status": "error", "error": str(error), "action": ""})
+            return self.finish({**row, "status": "error", "error": str(error), "action": ""}, retry=True)
         destination = placement.path.relative_to(self.destination).as_posix()
         self._write("placed", file=relative, destination=destination, action=placement.action)
         if self.operation == "move":

@@ -42,7 +42,7 @@ class CsvLog:
                 with open(partial, "w", newline="", encoding="utf-8") as handle:
                     writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
                     writer.writeheader()
-                    writer.writerows(resumed_rows)
+                    writer.writerows(shown_row(row) for row in resumed_rows)
                 os.replace(partial, path)
                 self._handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
             else:
@@ -61,7 +61,7 @@ class CsvLog:
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         try:
-            self._writer.writerows(rows)
+            self._writer.writerows(shown_row(row) for row in rows)
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as error:
@@ -72,6 +72,20 @@ class CsvLog:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk was already reported; the rows written are kept
             self._handle.close()
+
+
+def shown_text(text: str) -> str:
+    """A name as output.csv shows it: bytes of a file name that are not UTF-8 (which Python holds as
+    surrogate escapes) appear as `\\xNN`, so the table stays valid UTF-8; other text is unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def shown_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: shown_text(value) if isinstance(value, str) else value for key, value in row.items()}
 
 
 def _is_our_table(path: Path) -> bool:
@@ -92,7 +106,8 @@ def read_manifest(destination: Path) -> dict[str, Any]:
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write the run manifest whole: a new name first, then renamed over the previous version of itself."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+    partial.write_text(text, encoding="utf-8", errors="backslashreplace")  # names not in UTF-8: JSON escapes
     os.replace(partial, path)
 
 
