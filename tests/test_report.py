@@ -165,3 +165,12 @@ def test_long_file_names_and_labels_wrap_inside_their_tiles_in_chromium(browser,
     model = page.locator("#model")
     assert model.is_visible() and str(toy_clip) in model.inner_text()
     context.close()
+
+
+def test_the_model_line_shows_device_dtype_and_precision_when_recorded():
+    facts = html_report.model_facts(
+        {"model": {"id": "openai/clip-vit-base-patch32", "device": "cuda:0", "dtype": "float16"}, "precision": "fp16"}
+    )
+    assert facts == {"model": "openai/clip-vit-base-patch32", "device": "cuda:0", "dtype": "float16",
+                     "precision": "fp16"}  # fmt: skip
+    assert html_report.model_facts({"options": {"model": "local/model"}}) == {"model": "local/model"}
