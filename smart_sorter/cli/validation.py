@@ -22,15 +22,21 @@ def sample_command(argv: Sequence[str]) -> int:
     parser.add_argument("--stratified", action="store_true", help="spread the sample evenly over the labels")
     parser.add_argument("--seed", type=int, default=0, help="random seed, for a sample that can be drawn again (0)")
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--csv", type=Path, help="write a CSV with an empty 'label' column to fill in")
-    where.add_argument("--folders", type=Path, help="copy the files into a new folder, with a folder per label")
+    where.add_argument(
+        "--csv",
+        type=Path,
+        help="write a CSV (id, file, empty label) to fill in, and copies named by id into <name>_files/ beside it",
+    )
+    where.add_argument(
+        "--folders", type=Path, help="copy the files into NEW/_to_label, beside a folder per label, to drag them into"
+    )
     arguments = parser.parse_args(argv)
-    from ..validation.sampling import draw_sample, write_sample
+    from ..validation.sampling import take_sample
 
     def work():
-        drawn = draw_sample(arguments.destination, arguments.size, stratified=arguments.stratified, seed=arguments.seed)
         output = arguments.folders if arguments.folders is not None else arguments.csv
-        return write_sample(arguments.destination, drawn, output, as_folders=arguments.folders is not None)
+        return take_sample(arguments.destination, output, arguments.size, as_folders=arguments.folders is not None,
+                           stratified=arguments.stratified, seed=arguments.seed)  # fmt: skip
 
     return print_outcome(work, arguments.verbose)
 
@@ -42,20 +48,30 @@ def evaluate_command(argv: Sequence[str]) -> int:
         "--truth", type=Path, required=True, help="CSV with file,label columns, or a folder of label folders"
     )
     parser.add_argument("--report", type=Path, help="also write the HTML report, with the evaluation, to this file")
+    parser.add_argument("--force", action="store_true", help="let --report replace an existing file")
     parser.add_argument(
         "--precision", type=float, default=0.9, help="advise per-label thresholds that reach this precision (0.9)"
     )
     parser.add_argument("--blur", action="store_true", help="in the report, blur images until clicked")
     parser.add_argument(
-        "--bootstrap", type=int, default=1000, help="resamples for the confidence intervals; 0 for none (1000)"
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="resamples for the intervals of macro F1, kappa and alpha; 0 for none (accuracy's is Wilson's) (1000)",
     )
     arguments = parser.parse_args(argv)
     from ..storage.tables import read_results
-    from ..validation.evaluation import advise_thresholds, evaluate
+    from ..validation.evaluation import advise_thresholds, evaluate, run_categories
 
     def work() -> TextReport:
+        destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
+        if arguments.report is not None:  # refused before the work, not after it
+            from ..validation.html_report import report_path
+
+            report_path(destination, arguments.report, force=arguments.force)
         table = read_results(arguments.results)
-        evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0))
+        categories = run_categories(arguments.results, table)
+        evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0), categories=categories)
         advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
         lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
         for label, row in advice.iterrows():
@@ -72,9 +88,8 @@ def evaluate_command(argv: Sequence[str]) -> int:
         if arguments.report is not None:
             from ..validation.html_report import write_report
 
-            destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
-            written = write_report(destination, arguments.report, results=table,
-                                   evaluation=evaluation, blur=arguments.blur)  # fmt: skip
+            written = write_report(destination, arguments.report, results=table, evaluation=evaluation,
+                                   blur=arguments.blur, force=arguments.force)  # fmt: skip
             lines.append(f"Report: {written}")
         return TextReport("\n".join(lines))
 
@@ -88,14 +103,16 @@ def report_command(argv: Sequence[str]) -> int:
     parser.add_argument("--truth", type=Path, help="hand labels (CSV or folders): adds the evaluation")
     parser.add_argument("--per-label", type=int, default=24, help="images shown per label (24)")
     parser.add_argument("--blur", action="store_true", help="blur images until clicked (graphic material)")
+    parser.add_argument("--force", action="store_true", help="replace an existing report file")
     arguments = parser.parse_args(argv)
     from ..validation.evaluation import evaluate
-    from ..validation.html_report import write_report
+    from ..validation.html_report import report_path, write_report
 
     def work() -> TextReport:
+        report_path(arguments.destination, arguments.output, force=arguments.force)  # refused before the work
         evaluation = evaluate(arguments.destination, arguments.truth) if arguments.truth is not None else None
         written = write_report(arguments.destination, arguments.output, evaluation=evaluation,
-                               per_label=arguments.per_label, blur=arguments.blur)  # fmt: skip
+                               per_label=arguments.per_label, blur=arguments.blur, force=arguments.force)  # fmt: skip
         return TextReport(f"Report: {written}")
 
     return print_outcome(work, arguments.verbose)

@@ -20,7 +20,9 @@ from ..options import UNCERTAIN_FOLDER
 from ..pipeline.thumbnails import thumbnail_uri
 from ..storage.tables import label_folders_of, placed_rows, read_manifest, read_results
 from .evaluation import Evaluation
+from .publishing import publish_text, refuse_existing, refuse_source_folder
 
+REPORT_FILE_NAME = "report.html"
 PER_LABEL = 24
 HISTOGRAM_BINS = 20
 LOW_CONFIDENCE_SHARE = 0.25  # the least confident quarter of a label's files is flagged
@@ -87,6 +89,19 @@ def _confusion_cells(evaluation: Evaluation) -> dict[str, Any]:
     return {"labels": labels, "cells": cells, "size": len(labels)}
 
 
+def model_facts(manifest: dict[str, Any]) -> dict[str, str]:
+    """What the report says of the model near its top: id, device, weights' dtype, precision."""
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {"id": manifest.get("model")}
+    options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+    facts = {
+        "model": model.get("id") or options.get("model"),
+        "device": model.get("device"),
+        "dtype": model.get("dtype"),
+        "precision": model.get("precision") or manifest.get("precision") or options.get("precision"),
+    }
+    return {name: str(value) for name, value in facts.items() if value not in (None, "")}
+
+
 def render_report(
     destination: Path,
     *,
@@ -109,6 +124,7 @@ def render_report(
     template = environment.get_template("report.html.j2")
     return template.render(
         manifest=manifest,
+        model=model_facts(manifest),
         manifest_json=json.dumps(manifest, indent=2, ensure_ascii=False, default=str),
         status_counts=table["status"].value_counts().to_dict(),
         total=len(table),
@@ -124,11 +140,18 @@ def render_report(
     )
 
 
-def write_report(destination: Path, output: Path | None = None, **options: Any) -> Path:
-    """Write the report (default: DESTINATION/report.html) and return its path."""
-    output = Path(output) if output is not None else Path(destination) / "report.html"
-    text = render_report(destination, **options)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(output)
+def report_path(destination: Path, output: Path | None = None, *, force: bool = False) -> Path:
+    """Where the report goes (default: DESTINATION/report.html), refused before any work when a file
+    is there (unless `force`) or when it is inside the run's source folder."""
+    output = Path(output) if output is not None else Path(destination) / REPORT_FILE_NAME
+    refuse_source_folder(output, destination)
+    refuse_existing(output, force=force)
     return output
+
+
+def write_report(destination: Path, output: Path | None = None, *, force: bool = False, **options: Any) -> Path:
+    """Write the report (default: DESTINATION/report.html) and return its path. An existing file is
+    replaced only with `force`, even one that appears while the report is made; nothing is written
+    into the run's source folder."""
+    output = report_path(destination, output, force=force)
+    return publish_text(output, render_report(destination, **options), force=force)
