@@ -145,7 +145,7 @@ def test_long_file_names_and_labels_wrap_inside_their_tiles_in_chromium(browser,
     (tmp_path / "shapes" / "shape_000.jpg").rename(tmp_path / "shapes" / long_name)
     labels = {"a photo with a rather long description of red circles": ["This is a photo of red circle."],
               "other": ["This is a photo of blue square."]}  # fmt: skip
-    sort_images(tmp_path / "shapes", tmp_path / "sorted", labels, model=str(toy_clip), progress=False)
+    sort_images(tmp_path / "shapes", tmp_path / "sorted", labels, model=str(toy_clip), progress_bar=False)
     report = write_report(tmp_path / "sorted")
     context = browser.new_context(offline=True, viewport={"width": 900, "height": 900})
     page = context.new_page()

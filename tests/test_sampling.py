@@ -108,7 +108,7 @@ def test_sample_folders_exist_for_every_label_of_the_run_even_without_files(toy_
     for name, label in truth.items():
         if label == "yellow cross":
             (tmp_path / "shapes" / name).unlink()
-    sort_images(tmp_path / "shapes", tmp_path / "sorted", list(TOY_LABELS), model=str(toy_clip), progress=False)
+    sort_images(tmp_path / "shapes", tmp_path / "sorted", list(TOY_LABELS), model=str(toy_clip), progress_bar=False)
     assert not (tmp_path / "sorted" / "yellow cross").exists() or not any(
         (tmp_path / "sorted" / "yellow cross").iterdir()
     )
