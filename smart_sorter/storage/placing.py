@@ -236,7 +236,7 @@ def _publish_without_links(folder: _Folder, temp: str, name: str) -> None:
         raise
 
 
-def _publish(folder: _Folder, temp: str, name: str) -> None:
+def _publish(folder: _Folder, temp: str, name: str, times: os.stat_result) -> None:
     """Give the complete temporary file the final `name`; FileExistsError if taken, never a replacement."""
     try:
         folder.link_here(folder, temp, name)
@@ -244,6 +244,7 @@ def _publish(folder: _Folder, temp: str, name: str) -> None:
         if error.errno not in _NO_LINKS or isinstance(error, FileExistsError):
             raise
         _publish_without_links(folder, temp, name)
+        _keep_times(folder, name, times)  # FAT via FUSE stamps a renamed file with the time of the rename
     else:
         folder.unlink_if_present(temp)
 
@@ -327,12 +328,12 @@ class _Temp:
         self.folder.unlink_if_present(self.name)
 
 
-def _keep_metadata(descriptor: int, status: os.stat_result) -> None:
-    """Times and permissions of the source, where the file system takes them (FAT via FUSE refuses chmod)."""
-    with contextlib.suppress(OSError, AttributeError):  # no fchmod on Windows
-        os.fchmod(descriptor, stat.S_IMODE(status.st_mode))
+def _keep_times(folder: _Folder, name: str, status: os.stat_result) -> None:
+    """The source's times, where the file system takes them; set by name after the file is closed,
+    since some FUSE file systems stamp a file's time when it is closed or renamed."""
+    where, at = folder._at(name)
     with contextlib.suppress(OSError, NotImplementedError):
-        os.utime(descriptor, ns=(status.st_atime_ns, status.st_mtime_ns))
+        os.utime(where, ns=(status.st_atime_ns, status.st_mtime_ns), **at)
 
 
 def _write_all(descriptor: int, chunk: bytes) -> None:
@@ -350,10 +351,12 @@ def _write_temp_copy(source: _Source, temp: _Temp, expected_sha256: str) -> None
             while chunk := os.read(source.descriptor, _CHUNK):
                 digest.update(chunk)
                 _write_all(out, chunk)
+            with contextlib.suppress(OSError, AttributeError):  # FAT via FUSE has no chmod, Windows no fchmod
+                os.fchmod(out, stat.S_IMODE(source.status.st_mode))
             os.fsync(out)
-            _keep_metadata(out, source.status)
         finally:
             os.close(out)
+        _keep_times(temp.folder, temp.name, source.status)
     except BaseException:
         temp.remove()
         raise
@@ -463,7 +466,7 @@ class _Placer:
                     return name
                 self.announce(name, temp.name, action)
                 try:
-                    retry_io(lambda name=name: _publish(self.folder, temp.name, name))
+                    retry_io(lambda name=name: _publish(self.folder, temp.name, name, self.source.status))
                 except FileExistsError:
                     continue  # taken since we looked: try the next name
                 return self.placement(name, action)
