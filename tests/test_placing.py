@@ -13,6 +13,7 @@ def source_file(tmp_path):
     path.parent.mkdir()
     path.write_bytes(b"evidence bytes")
     os.utime(path, (1_600_000_000, 1_600_000_000))
+    path.chmod(0o640)
     return path
 
 
@@ -21,7 +22,7 @@ def test_copy_keeps_bytes_and_timestamps_and_leaves_the_source(source_file, tmp_
     placed = placement.path
     assert placed == tmp_path / "out" / "cat" / "photo.jpg" and placement.action == "copied"
     assert placed.read_bytes() == b"evidence bytes" and source_file.exists()
-    assert placed.stat().st_mtime == 1_600_000_000
+    assert placed.stat().st_mtime == 1_600_000_000 and placed.stat().st_mode == source_file.stat().st_mode
     assert not [p for p in placed.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 

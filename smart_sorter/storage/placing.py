@@ -57,6 +57,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO put in a file's place does not hang
 # Where names can be resolved relative to an open folder (not on Windows), every step does so.
 _AT = {os.open, os.link, os.unlink, os.stat, os.rename, os.mkdir} <= os.supports_dir_fd
 
@@ -166,7 +167,7 @@ class _Folder:
     def link_here(self, source: _Folder, source_name: str, name: str) -> None:
         """A second name for the file `source_name` (a link itself is not followed); FileExistsError if taken."""
         if self.descriptor is None or source.descriptor is None:
-            os.link(source.path / source_name, self.path / name, follow_symlinks=False)
+            os.link(source.path / source_name, self.path / name)
             return
         os.link(source_name, name, src_dir_fd=source.descriptor, dst_dir_fd=self.descriptor, follow_symlinks=False)
 
@@ -252,7 +253,7 @@ def _publish(folder: _Folder, temp: str, name: str, times: os.stat_result) -> No
 def _regular_with_bytes(folder: _Folder, name: str, sha256: str, size: int | None) -> bool:
     """Whether `name` in `folder` is a regular file (never through a link) holding these bytes."""
     try:
-        descriptor = folder.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+        descriptor = folder.open_file(name, os.O_RDONLY | _NONBLOCK)
     except OSError:
         return False
     try:
@@ -260,6 +261,8 @@ def _regular_with_bytes(folder: _Folder, name: str, sha256: str, size: int | Non
         if not stat.S_ISREG(status.st_mode) or (size is not None and status.st_size != size):
             return False
         return retry_io(lambda: _hash_descriptor(descriptor)) == sha256
+    except OSError:
+        return False  # unreadable: not the same bytes as far as anyone can tell, so the name stays taken
     finally:
         os.close(descriptor)
 
@@ -293,7 +296,7 @@ class _Source:
     def open(cls, path: Path) -> _Source:
         folder = _Folder.open(path.parent, follow=True)
         try:
-            descriptor = folder.open_file(path.name, os.O_RDONLY | os.O_NONBLOCK)
+            descriptor = folder.open_file(path.name, os.O_RDONLY | _NONBLOCK)
         except OSError as error:
             folder.close()
             if error.errno in (errno.ELOOP, errno.EMLINK):
@@ -302,7 +305,12 @@ class _Source:
                     " Run again to sort what it is now."
                 ) from error
             raise
-        status = os.fstat(descriptor)
+        try:
+            status = os.fstat(descriptor)
+        except OSError:
+            os.close(descriptor)
+            folder.close()
+            raise
         if not stat.S_ISREG(status.st_mode):
             os.close(descriptor)
             folder.close()
@@ -345,7 +353,7 @@ def _write_all(descriptor: int, chunk: bytes) -> None:
 def _write_temp_copy(source: _Source, temp: _Temp, expected_sha256: str) -> None:
     digest = hashlib.sha256()
     try:
-        out = temp.folder.open_file(temp.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        out = temp.folder.open_file(temp.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             os.lseek(source.descriptor, 0, os.SEEK_SET)
             while chunk := os.read(source.descriptor, _CHUNK):
@@ -520,7 +528,7 @@ class _Placer:
         if not self.source.still_named():
             return placement  # the source name now holds another file: ours is placed, theirs is left alone
         try:
-            retry_io(lambda: self.source.folder.unlink(self.source.name))
+            retry_io(lambda: self.source.folder.unlink_if_present(self.source.name))
         except OSError as error:
             if error.errno not in _READ_ONLY:
                 raise
