@@ -153,7 +153,7 @@ def test_a_whole_sorting_run_into_a_file_system_without_hard_links(mounted, tmp_
         (source / f"img_{index}.jpg").write_bytes(image_bytes(noise_image(index, size=(24, 24)), "JPEG"))
     before = tree_hashes(source)
     out = mounted / "sorted"
-    result = sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", batch_size=2, progress=False)
+    result = sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", batch_size=2, progress_bar=False)
     assert not list(source.rglob("*.jpg")) and tree_hashes(out) == before
     table = pd.read_csv(result.csv_path, keep_default_na=False, dtype=str)
     assert len(table) == 6 and set(table["action"]) == {"moved"} and not table["error"].any()

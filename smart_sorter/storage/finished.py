@@ -11,7 +11,6 @@ each row always names where its bytes are.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
 from .journal import FileRecord, Journal, JournalState, journal_path, read_journal
 from .layout import remove_empty_folders
 from .lock import DestinationLock
+from .organising import is_empty_file
 from .placing import TEMP_PREFIX, holds_same_bytes, place_file
 from .retrying import retry_io
 from .tables import CsvLog, read_manifest, write_manifest
@@ -183,20 +183,11 @@ class FinishedRun:
                 retry_io(origin.unlink)  # the move's second half: the old name goes
             self._follow(claim["origin"], {**claim["row"], "destination": self._relative(target)})
         else:
-            if target is not None and _is_empty_placeholder(target):
+            if target is not None and claim.get("temp") and is_empty_file(target):
                 target.unlink()  # the name we had claimed, still empty: ours
             self.journal.write("placed", file=record.file, destination=claim["origin"], action=claim["row"]["action"])
         self.touched_folders |= {origin.parent, folder}
         record.relocating = None
-
-
-def _is_empty_placeholder(path: Path) -> bool:
-    with contextlib.suppress(OSError):
-        status = os.lstat(path)
-        import stat
-
-        return stat.S_ISREG(status.st_mode) and status.st_size == 0
-    return False
 
 
 def _no_run_message(destination: Path, purpose: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from ..errors import PlacementError
 from .journal import FileRecord, Journal, JournalState
-from .placing import candidate_names, holds_same_bytes, place_file, sha256_of
+from .placing import candidate_names, holds_same_bytes, place_file
 from .retrying import retry_io
 
 
@@ -56,7 +57,7 @@ class Organiser:
                 self._write("claiming_copy", file=relative, folder=folder.name, name=name, temp=temp, action=action)
 
             try:
-                copy = place_file(placed, folder, "copy", sha256, announce=announce)
+                copy = place_file(placed, folder, "copy", sha256, announce=announce, root=self.destination)
             except PlacementError as error:
                 problems.append(f"not copied to {folder.name}/: {error}")
                 continue
@@ -84,7 +85,7 @@ class Organiser:
             )  # fmt: skip
 
         try:
-            placement = place_file(source, folder, self.operation, sha256, announce=announce)
+            placement = place_file(source, folder, self.operation, sha256, announce=announce, root=self.destination)
         except PlacementError as error:
             return self.finish({**row, "status": "error", "error": str(error), "action": ""}, retry=True)
         destination = placement.path.relative_to(self.destination).as_posix()
@@ -116,7 +117,8 @@ class Recovery:
 
 
 def _finish_interrupted(record: FileRecord, destination: Path) -> dict[str, Any] | None:
-    """The final row of a file whose placement a crash interrupted, or None if it did not arrive."""
+    """The final row of a file whose placement a crash interrupted, or None if it did not arrive
+    (then whatever of ours it left under a final name, an empty placeholder, is removed)."""
     claim = record.claiming
     folder = destination / claim["folder"]
     if claim.get("temp"):
@@ -129,13 +131,38 @@ def _finish_interrupted(record: FileRecord, destination: Path) -> dict[str, Any]
         return None  # it was still being copied to a temporary name
     sha256, source = claim["sha256"], Path(claim["source"])
     if not holds_same_bytes(target, sha256):
+        if not record.placed and claim.get("temp") and claim["action"] != "duplicate" and is_empty_file(target):
+            target.unlink()  # the placeholder we had claimed where there are no hard links: never the user's
         return None
     action = record.placed["action"] if record.placed else claim["action"]
-    if claim["operation"] == "move" and source.exists():
-        if not (os.path.samefile(source, target) or sha256_of(source) == sha256):
+    if claim["operation"] == "move" and os.path.lexists(source):
+        if not (same_file(source, target) or holds_same_bytes(source, sha256)):
             return None  # the source changed since: sort it again rather than delete anything
-        retry_io(source.unlink)
+        try:
+            retry_io(source.unlink)
+        except PermissionError:
+            if not same_file(source, target):
+                return None  # a copy where the source cannot go: sort it again, which explains why
+            target.unlink()  # our second name of a source that cannot be removed: nothing was moved
+            return None
     return {**claim["row"], "destination": target.relative_to(destination).as_posix(), "action": action}
+
+
+def is_empty_file(path: Path) -> bool:
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and status.st_size == 0
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Two names of one file (a hard link), never through a symbolic link."""
+    try:
+        a, b = os.lstat(first), os.lstat(second)
+    except OSError:
+        return False
+    return stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def recover(state: JournalState, destination: Path) -> Recovery:
