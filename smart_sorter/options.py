@@ -16,6 +16,15 @@ MANIFEST_FILE_NAME = "smart-sorter-run.json"
 PLAN_FILE_NAME = "plan.csv"  # a dry run's table: where each file would go
 PLAN_MANIFEST_NAME = "smart-sorter-plan.json"
 UNCERTAIN_FOLDER = "uncertain"
+# Every other name the sorter may write into a destination: no label folder may take one of them.
+REPORT_FILE_NAME = "report.html"
+CORRECTIONS_FILE_NAME = "corrections.csv"
+STATE_FOLDER_NAME = ".smart-sorter"  # the journal and the lock
+PARTIAL_FILE_PREFIX = ".smart-sorter-partial-"  # a file being placed, before its final name
+_TABLES = (OUTPUT_FILE_NAME, PLAN_FILE_NAME, MANIFEST_FILE_NAME, PLAN_MANIFEST_NAME, REPORT_FILE_NAME)
+SORTER_NAMES = (*_TABLES, *(f"{name}.partial" for name in _TABLES), CORRECTIONS_FILE_NAME, STATE_FOLDER_NAME)
+# a file being placed, and the tables an undo keeps (output-undone-STAMP.csv, ...)
+SORTER_PREFIXES = (PARTIAL_FILE_PREFIX, *(f"{Path(name).stem}-undone-" for name in _TABLES))
 
 OPERATIONS = ("copy", "move")
 PREPROCESS_MODES = ("fast", "exact")

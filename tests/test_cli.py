@@ -11,6 +11,8 @@ import pytest
 
 from smart_sorter.cli import main
 from smart_sorter.core.rows import csv_columns
+from smart_sorter.pipeline.embedding_cache import EmbeddingCache
+from smart_sorter.storage.lock import DestinationLock
 from tests.factories import noise_image
 
 LABELS = (
@@ -148,7 +150,7 @@ def one_line_error(capsys) -> str:
         ("one label", "At least two labels"),
         ("unreachable model", "HF_HUB_OFFLINE"),
         ("source inside destination", "lies inside the destination"),
-        ("bad template", "exactly one {}"),
+        ("label taking a sorter's name", "a name the sorter keeps for its own files"),
     ],
 )
 def test_user_errors_are_one_line_messages(case, message, photo_folder, tiny_clip, tmp_path, capsys):
@@ -166,12 +168,13 @@ def test_user_errors_are_one_line_messages(case, message, photo_folder, tiny_cli
         args["model"] = "nobody/no-model-here"
     elif case == "source inside destination":
         args["destination"] = photo_folder.parent
-    elif case == "bad template":
-        extra = ["--template", "a photo"]
+    elif case == "label taking a sorter's name":
+        args["labels"] = "Output.CSV, b"
     argv = [item for key, value in args.items() for item in (f"--{key}", value)] + extra + ["--quiet"]
     assert run(*argv) == 1
     assert message in one_line_error(capsys)
     assert sorted(p.name for p in photo_folder.rglob("*.jpg")) == [f"photo_{i}.jpg" for i in range(6)]
+    assert not (tmp_path / "out").exists()  # refused before anything was touched
 
 
 def test_an_existing_output_csv_is_never_overwritten(photo_folder, tiny_clip, tmp_path, capsys):
@@ -205,7 +208,8 @@ def test_python_dash_m_and_help_work_without_loading_torch():
 def test_long_labels_are_warned_about(photo_folder, tiny_clip, tmp_path, capsys):
     labels = "short," + "a very long label " * 6
     assert sort(photo_folder, tmp_path / "o", tiny_clip, labels=labels) == 0
-    assert "note: The label" in capsys.readouterr().err
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "'... is 107 characters long" in notes[0]
 
 
 @pytest.mark.slow
@@ -219,3 +223,60 @@ def test_a_trained_model_sorts_held_back_shapes_correctly(toy_clip, tmp_path):
     assert placed.keys() == truth.keys()
     accuracy = sum(placed[name] == label for name, label in truth.items()) / len(truth)
     assert accuracy >= 0.9, accuracy
+
+
+def test_the_original_smart_image_sorter_command_runs_unchanged(photo_folder, tiny_clip, tmp_path, monkeypatch):
+    """Its README's command, flag for flag; two runs from one working folder each keep their own table."""
+    monkeypatch.chdir(tmp_path)
+    for destination in ("labeled", "labeled-again"):
+        assert main(["--source", str(photo_folder), "--destination", destination, "--labels", "a cat,a dog",
+                     "--model", str(tiny_clip), "--operation", "copy", "--output_file", "output.csv",
+                     "--batch_size", "4", "--verbose=True"]) == 0  # fmt: skip
+        table = read_table(tmp_path / destination / "output.csv")
+        assert len(table) == 6 and set(table["status"]) == {"sorted"}
+    assert not (tmp_path / "output.csv").exists()  # not in the working folder, where the second run would meet it
+
+
+def test_another_run_in_the_destination_is_told_in_command_line_words(photo_folder, tiny_clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sort(photo_folder, out, tiny_clip, labels="a cat,a dog") == 0
+    capsys.readouterr()
+    assert sort(photo_folder, out, tiny_clip, labels="a red car,a blue car") == 1
+    message = one_line_error(capsys)
+    assert f'`smart-sorter resort "{out.resolve()}" --labels "..."`' in message
+    assert "smart_sorter.resort(" not in message
+    assert main(["resort", str(out), "--labels", "a red car,a blue car", "--quiet"]) == 0  # the advice works
+    assert set(read_table(out / "output.csv")["label"]) <= {"a red car", "a blue car"}
+
+
+def test_a_busy_destination_is_one_sentence(photo_folder, tiny_clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sort(photo_folder, out, tiny_clip) == 0
+    capsys.readouterr()
+    with DestinationLock(out, "sorting run"):
+        assert main(["undo", str(out)]) == 1
+    message = one_line_error(capsys)
+    assert "is in use by a sorting run (process" in message and "start the undo again; nothing was changed" in message
+    assert len(read_table(out / "output.csv")) == 6  # the run is still there
+
+
+def test_cache_clear_says_what_it_cleared(photo_folder, tiny_clip, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))
+    assert sort(photo_folder, tmp_path / "out", tiny_clip) == 0
+    capsys.readouterr()
+    assert main(["cache", "--clear"]) == 0
+    said = capsys.readouterr().out
+    assert "Cleared 6 embeddings of 1 model and the hashes of 6 files" in said
+    assert f"the cache file {tmp_path / 'home' / 'embeddings.sqlite'} is now" in said and " MB" in said
+    store = EmbeddingCache()
+    assert store.stats()["models"] == {}
+    store.close()
+
+
+def test_labels_the_model_confuses_are_one_note(photo_folder, tiny_clip, tmp_path, capsys):
+    """The random tiny model finds several near-identical pairs among these: one note names them all."""
+    assert sort(photo_folder, tmp_path / "out", tiny_clip, labels="a cat, a cat!, a dog, a dog!") == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    similar = [note for note in notes if "nearly the same" in note]
+    assert len(similar) == 1 and similar[0].count("/") >= 2, notes
+    assert len(notes) <= 2  # the labels' own advice is one note too

@@ -77,8 +77,73 @@ def test_missing_labels_file(tmp_path):
 
 def test_single_word_labels_get_advice_once():
     notes = parse_labels("cat, a dog in a park, bird", DEFAULT_TEMPLATE).warnings()
-    assert len(notes) == 1 and "'cat', 'bird'" in notes[0] and "short descriptions" in notes[0]
+    assert len(notes) == 1 and "('cat' and 'bird')" in notes[0] and "short descriptions" in notes[0]
     assert parse_labels({"cat": ["a photo of a cat"], "dog": ["a dog"]}, "{}").warnings() == []
+
+
+@pytest.mark.parametrize(
+    "labels, example",
+    [
+        ("army, a dog in a park", "such as 'an army in a street' or 'a close-up of an army'"),
+        ("cat, a dog in a park", "such as 'a cat in a street' or 'a close-up of a cat'"),
+        ("memes, a dog in a park", "such as 'memes in a street' or 'a close-up of memes'"),
+        ("Paris, a dog in a park", "such as 'Paris in a street'"),
+    ],
+)
+def test_single_word_advice_speaks_english(labels, example):
+    (note,) = parse_labels(labels, DEFAULT_TEMPLATE).warnings()
+    assert example in note and "a photo of" not in note  # the template says that already
+
+
+def test_single_letters_and_articles_get_no_example():
+    (note,) = parse_labels("a, b, the", DEFAULT_TEMPLATE).warnings()
+    assert note == "Single-word labels ('a', 'b' and 'the') often sort worse than short descriptions with context."
+
+
+@pytest.mark.parametrize(
+    "label, bare",
+    [
+        ("a photo of a person", "a person"),
+        ("A picture of an animal", "an animal"),
+        ("an image of text", "text"),
+        ("a photo showing a crowd", "a crowd"),
+        ("photos of tanks", "tanks"),
+        ("a photograph of a house", "a house"),
+    ],
+)
+def test_labels_that_say_a_photo_of_when_the_template_does_get_one_note(label, bare):
+    (note,) = parse_labels(f"{label}, a street at night", DEFAULT_TEMPLATE).warnings()
+    doubled = DEFAULT_TEMPLATE.format(label)
+    assert f"so the prompt doubles: {doubled!r}" in note and f"({label!r} -> {bare!r})" in note
+    assert 'set the template to "{}" (--template "{}")' in note
+
+
+def test_no_doubling_note_when_the_template_or_the_labels_do_not_say_it():
+    assert parse_labels("a photo of a person, a photo of a dog", "{}").warnings() == []
+    assert parse_labels("a photo of a person, a photo of a dog", "Something like {}").warnings() == []
+    assert parse_labels("a person, photography equipment", DEFAULT_TEMPLATE).warnings() == []
+    assert (
+        parse_labels({"person": ["a photo of a person"], "dog": ["a photo of a dog"]}, DEFAULT_TEMPLATE).warnings()
+        == []
+    )
+
+
+def test_every_kind_of_advice_is_one_note():
+    labels = parse_labels(["a photo of a person", "army", "x " * 41, "Cat", "\u0421at"], DEFAULT_TEMPLATE)
+    (note,) = labels.warnings()
+    assert "the prompt doubles" in note and "Single-word labels" in note and "81 characters long" in note
+    assert "'Cat' and '\u0421at'" in note and "CYRILLIC CAPITAL LETTER ES" in note
+
+
+@pytest.mark.parametrize("pair", [("Cat", "\u0421at"), ("A", "\u13aa"), ("paypal", "p\u0430ypal")])
+def test_labels_whose_folders_look_alike_are_named(pair):
+    (note,) = parse_labels(list(pair), "{}").warnings()
+    assert f"{pair[0]!r} and {pair[1]!r}" in note and "look the same" in note
+
+
+def test_labels_in_other_scripts_are_not_look_alikes():
+    for labels in (["кот", "собака"], ["café", "cafe"], ["label 1", "label l"]):
+        assert not any("look the same" in note for note in parse_labels(labels, "{}").warnings()), labels
 
 
 def test_text_box_labels_one_line_a_comma_list_several_lines_a_category_each():

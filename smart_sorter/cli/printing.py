@@ -24,6 +24,13 @@ class TextReport:
         return self.text
 
 
+def in_command_line_words(error: SmartSorterError) -> str:
+    """The error's sentence as the command line says it: an error that has one for each surface (another
+    run in the destination: `smart-sorter resort`, not `smart_sorter.resort(...)`) gives its own."""
+    message_for = getattr(error, "message_for", None)
+    return message_for("cli") if callable(message_for) else str(error)
+
+
 def print_outcome(work: Callable[[], object], verbose: bool) -> int:
     """Run `work` and print its summary; a user's error becomes one line, never a traceback."""
     try:
@@ -31,7 +38,7 @@ def print_outcome(work: Callable[[], object], verbose: bool) -> int:
     except SmartSorterError as error:
         if verbose:
             raise
-        say(f"error: {error}")
+        say(f"error: {in_command_line_words(error)}")
         return 1
     except KeyboardInterrupt:
         say(

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabelError
+from .folders import lookalike_folders
 
 LONG_LABEL_CHARS = 80
+ARTICLES = frozenset({"a", "an", "the"})
+_PHOTO_WORDS = r"(?:photo|photograph|picture|image|pic|snapshot|shot)s?"
+_PHOTO_WORD = re.compile(rf"\b{_PHOTO_WORDS}\b", re.IGNORECASE)  # in a template, before its {}
+_PHOTO_OF = re.compile(  # a label starting like "a photo of", "an image showing", "picture of"
+    rf"^(?:an?\s+|the\s+)?{_PHOTO_WORDS}\s+(?:of|showing|with|depicting|from)\b", re.IGNORECASE
+)
+
+
+def _with_article(word: str) -> str:
+    """`word` as an example would say it: "an army", "a cat"; names and plurals as they are."""
+    if word[:1].isupper() or (word.endswith("s") and not word.endswith("ss")):
+        return word
+    return ("an " if word[0].lower() in "aeiou" else "a ") + word
+
+
+def _listed(texts: Sequence[str], shown: int = 4) -> str:
+    """'a', 'b' and 'c'; the first few of a long list, then how many more."""
+    quoted = [repr(text) if len(text) <= 40 else repr(text[:40]) + "..." for text in texts[:shown]]
+    if len(texts) > shown:
+        return ", ".join(quoted) + f" and {len(texts) - shown} more"
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 @dataclass(frozen=True)
@@ -33,24 +56,70 @@ class LabelSet:
         return tuple(index for index, group in enumerate(self.prompts) for _ in group)
 
     def warnings(self) -> list[str]:
-        """Advice that does not stop a run."""
-        notes = []
+        """Advice that does not stop a run: at most one note, a sentence for each kind of advice."""
+        sentences = [
+            self._doubled_prompt_advice(),
+            self._single_word_advice(),
+            self._long_label_advice(),
+            self._lookalike_advice(),
+        ]
+        return [" ".join(sentence for sentence in sentences if sentence)] if any(sentences) else []
+
+    def _single_word_advice(self) -> str:
         single_words = [category for category in self.categories if len(category.split()) == 1]
-        if self.template is not None and single_words:
-            example = single_words[0]
-            notes.append(
-                f"Single-word labels ({', '.join(repr(word) for word in single_words)}) often sort worse than short"
-                f" descriptions with context, such as 'a photo of a {example}' or 'a {example} in a street'."
-            )
+        if self.template is None or not single_words:
+            return ""
+        one = len(single_words) == 1
+        advice = (
+            f"{'A single-word label' if one else 'Single-word labels'} ({_listed(single_words)}) often"
+            f" {'sorts' if one else 'sort'} worse than short descriptions with context"
+        )
+        examples = [word for word in single_words if len(word) > 1 and word.casefold() not in ARTICLES]
+        if examples:
+            example = _with_article(examples[0])
+            advice += f", such as '{example} in a street' or 'a close-up of {example}'"
+        return advice + "."
+
+    def _doubled_prompt_advice(self) -> str:
+        """Labels that say "a photo of" filled into a template that says it too."""
+        if self.template is None or not _PHOTO_WORD.search(self.template.split("{}")[0]):
+            return ""
+        doubled = [category for category in self.categories if _PHOTO_OF.match(category)]
+        if not doubled:
+            return ""
+        bare = _PHOTO_OF.sub("", doubled[0]).strip()
+        one = len(doubled) == 1
+        return (
+            f"{'The label' if one else 'The labels'} {_listed(doubled)} already {'says' if one else 'say'} what"
+            f" the template {self.template!r} says, so the prompt doubles: {self.template.format(doubled[0])!r}."
+            f" Drop those words from the label{'' if one else 's'}"
+            + (f" ({doubled[0]!r} -> {bare!r})" if bare else "")
+            + ', or set the template to "{}" (--template "{}") to use the labels as written.'
+        )
+
+    def _long_label_advice(self) -> str:
+        long = []
         for category, group in zip(self.categories, self.prompts):
-            for text in (category, *group):
-                if len(text) > LONG_LABEL_CHARS:
-                    notes.append(
-                        f"The label {text[:40]!r}... is {len(text)} characters long; CLIP-style models read"
-                        f" about 77 tokens, so keep labels under {LONG_LABEL_CHARS} characters."
-                    )
-                    break
-        return notes
+            long += [text for text in dict.fromkeys((category, *group)) if len(text) > LONG_LABEL_CHARS][:1]
+        if not long:
+            return ""
+        shown = _listed(long)
+        lengths = " and ".join(str(len(text)) for text in long[:3]) + (" and more" if len(long) > 3 else "")
+        return (
+            f"{'The label' if len(long) == 1 else 'The labels'} {shown} {'is' if len(long) == 1 else 'are'}"
+            f" {lengths} characters long; CLIP-style models read about 77 tokens, so keep labels under"
+            f" {LONG_LABEL_CHARS} characters."
+        )
+
+    def _lookalike_advice(self) -> str:
+        pairs = lookalike_folders(self.placed_categories)
+        if not pairs:
+            return ""
+        described = "; ".join(f"{first!r} and {second!r} ({why})" for first, second, why in pairs)
+        return (
+            f"These labels get folders whose names look the same but are written with other characters:"
+            f" {described}; rename one of each pair unless both are meant."
+        )
 
     def as_dict(self) -> dict[str, object]:
         """The labels as a labels file would hold them."""

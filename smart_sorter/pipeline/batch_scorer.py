@@ -18,6 +18,7 @@ from .finding import FoundFile
 from .preprocessing import Preprocessor
 
 NEGATIVE_TEXT = "something else"
+SHOWN_PAIRS = 6  # similar labels named in the advice; the rest are counted
 
 
 class BatchScorer:
@@ -61,14 +62,20 @@ class BatchScorer:
         self.cached_hashes = cache.hashes(self.key) if cache is not None else frozenset()
 
     def label_advice(self, categories: tuple[str, ...]) -> list[str]:
-        """Labels this model can hardly tell apart: images would split between them by chance."""
+        """Labels this model can hardly tell apart (images would split between them by chance), as at
+        most one note naming every such pair, the most alike first."""
         if isinstance(self.encoder, PipelineClassifier):
             return []
         embeddings = category_embeddings(self.prompt_embeddings, self.owner, len(categories))
+        pairs = sorted(similar_pairs(embeddings, categories), key=lambda pair: -pair[2])
+        if not pairs:
+            return []
+        shown = [f"{first!r}/{second!r} ({cosine:.2f})" for first, second, cosine in pairs[:SHOWN_PAIRS]]
+        more = f" and {len(pairs) - SHOWN_PAIRS} more pairs" if len(pairs) > SHOWN_PAIRS else ""
         return [
-            f"The labels {first!r} and {second!r} mean nearly the same to this model (similarity {cosine:.2f});"
-            " images may split between them by chance. Merge them or describe each more distinctly."
-            for first, second, cosine in similar_pairs(embeddings, categories)
+            f"{'These labels mean' if len(pairs) > 1 else 'These two labels mean'} nearly the same to this model"
+            f" (similarity in brackets): {', '.join(shown)}{more}; images may split between them by chance."
+            " Merge them or describe each more distinctly."
         ]
 
     def known_hashes(self, files: list[FoundFile]) -> dict[str, str]:
