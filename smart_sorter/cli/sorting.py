@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast decoding (default), or exactly the model's own processor (scores equal the pipeline's)",
     )
     model.add_argument(
+        "--max-image-mb", "--max_image_mb", type=setting("max_image_mb", int, WHOLE_NUMBER),
+        default=DEFAULTS.max_image_mb, metavar="MB",
+        help=f"files larger than this are hashed but not decoded: an error row says so ({DEFAULTS.max_image_mb})",
+    )  # fmt: skip
+    model.add_argument(
         "--no-cache",
         dest="use_cache",
         action="store_false",

@@ -18,10 +18,9 @@ from typing import Any
 from ..core.folders import label_folder
 from ..core.rows import NO_LABEL, runners_up
 from ..errors import DestinationError, PlacementError
-from ..options import UNCERTAIN_FOLDER
+from ..options import CORRECTIONS_FILE_NAME, UNCERTAIN_FOLDER
 from ..storage.finished import FinishedRun
 
-CORRECTIONS_FILE_NAME = "corrections.csv"
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")
 VERDICTS = ("right", "corrected", "wrong")
 

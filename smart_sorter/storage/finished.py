@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.rows import count_rows
 from ..errors import DestinationError
-from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, SortOptions
+from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, PLAN_FILE_NAME, STATE_FOLDER_NAME, SortOptions
 from .journal import FileRecord, Journal, JournalState, journal_path, read_journal
 from .layout import remove_empty_folders
 from .lock import DestinationLock
@@ -46,7 +46,7 @@ class FinishedRun:
     def open(cls, destination: str | Path, *, purpose: str, require_finished: bool = True) -> FinishedRun:
         """Lock the destination and read its run; a sentence when there is none (or it is unfinished)."""
         destination = Path(destination).expanduser().resolve()
-        if not (destination / ".smart-sorter").is_dir():
+        if not (destination / STATE_FOLDER_NAME).is_dir():
             raise DestinationError(_no_run_message(destination, purpose))
         lock = DestinationLock(destination, purpose).acquire()
         try:
@@ -191,7 +191,7 @@ class FinishedRun:
 
 
 def _no_run_message(destination: Path, purpose: str) -> str:
-    if (destination / "plan.csv").is_file() and not (destination / MANIFEST_FILE_NAME).is_file():
+    if (destination / PLAN_FILE_NAME).is_file() and not (destination / MANIFEST_FILE_NAME).is_file():
         return (
             f"{str(destination)!r} holds only a dry run (plan.csv): no file was placed, so there is nothing for the"
             f" {purpose}. Sort for real first (the same settings without the dry run)."

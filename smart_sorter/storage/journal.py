@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATE_FOLDER = ".smart-sorter"
+from ..options import STATE_FOLDER_NAME as STATE_FOLDER
+
 JOURNAL_NAME = "journal.jsonl"
 
 

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DiskFullError, PlacementError
+from ..options import PARTIAL_FILE_PREFIX as TEMP_PREFIX
 from .retrying import is_transient, retry_io
 
-TEMP_PREFIX = ".smart-sorter-partial-"
 _CHUNK = 1 << 20
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES, errno.ENOSYS}
 _NO_RENAMEAT2 = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
