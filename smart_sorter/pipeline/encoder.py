@@ -33,20 +33,27 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~", ".\\")) or "\\" in model or model.count("/") > 1
 
 
-def _load_error(model: str, error: Exception) -> ModelError:
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def _load_error(model: str, error: Exception, *, hub_reachable: bool | None = None) -> ModelError:
     text = str(error)
     if isinstance(error, (ValueError, KeyError)) or "Unrecognized" in text or "does not appear" in text:
         return ModelError(
             f"{model!r} is not a zero-shot image classification model this tool can use ({text.splitlines()[0]})."
             " Pick a CLIP or SigLIP model, such as openai/clip-vit-base-patch32."
         )
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    reason = (
-        "offline mode (HF_HUB_OFFLINE=1) is on and it is not in the local cache"
-        if offline
-        else (
-            "the Hugging Face Hub could not be reached, or has no model of that name, and it is not in the local cache"
+    if _offline():
+        return ModelError(
+            f"Could not load the model {model!r}: offline mode (HF_HUB_OFFLINE=1) is on and it is not in the local"
+            " Hugging Face cache. Check the name, pass the path of a local model folder, or download the model"
+            " once on a machine with internet (it then stays in the cache)."
         )
+    reason = (
+        "this machine cannot reach the Hugging Face Hub, and the model is not in the local cache"
+        if hub_reachable is False
+        else "the Hugging Face Hub has no model of that name (or it is private), and it is not in the local cache"
     )
     return ModelError(
         f"Could not load the model {model!r}: {reason}. Check the name, or pass the path of a local model folder;"
@@ -54,22 +61,56 @@ def _load_error(model: str, error: Exception) -> ModelError:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's address answers at all, within seconds: a machine without internet is told at
+    once, instead of after the half minute of retries a download takes to give up."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    address = urlsplit(constants.ENDPOINT)
+    port = address.port or (443 if address.scheme == "https" else 80)
+    try:
+        with socket.create_connection((address.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(location: str, revision: str | None, **options: Any) -> tuple[Any, Any, Any]:
+    from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
+
+    network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision, **options)
+    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision, **options)
+    processor = AutoImageProcessor.from_pretrained(location, revision=revision, **options)
+    return network, tokenizer, processor
+
+
 def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, image processor) from a hub id or a local folder, with user-facing errors."""
+    """(model, tokenizer, image processor) from a hub id or a local folder, with user-facing errors.
+
+    A hub id is looked up in the local cache first; only when it is not there is the Hub asked, and a
+    machine that cannot reach the Hub is told within seconds."""
     if _looks_like_path(model) and not Path(model).expanduser().exists():
         raise ModelError(f"The model folder {model!r} does not exist; check the path, or give a Hugging Face model id.")
-    location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    local = Path(model).expanduser().exists()
+    location = str(Path(model).expanduser()) if local else model
     from huggingface_hub.utils import logging as hub_logging
-    from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     hub_logging.set_verbosity_error()  # its retry warnings would bury our one-line message
     try:
-        network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
-        processor = AutoImageProcessor.from_pretrained(location, revision=revision)
+        try:
+            network, tokenizer, processor = _from_pretrained(location, revision, local_files_only=not local)
+        except OSError:
+            if local or _offline():
+                raise
+            if not hub_reachable():
+                raise _load_error(model, OSError("unreachable"), hub_reachable=False) from None
+            network, tokenizer, processor = _from_pretrained(location, revision)
     except (OSError, ValueError, KeyError) as error:
         raise _load_error(model, error) from error
     except ImportError as error:
