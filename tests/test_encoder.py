@@ -9,7 +9,7 @@ from smart_sorter import sort_images
 from smart_sorter.errors import ModelError
 from smart_sorter.pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder, load_model_parts
 from smart_sorter.pipeline.preprocessing import Preprocessor
-from tests.factories import noise_image
+from tests.factories import image_bytes, noise_image
 
 LABELS = ["screenshot of a newspaper article", "a picture of a person", "a picture of a politician", "memes"]
 
@@ -203,3 +203,31 @@ def test_elongated_images_are_cut_not_blown_up_and_both_modes_agree(size):
     assert np.abs(exact_pixels - reference).max() < 0.07
     assert np.abs(exact_pixels - reference).mean() < 0.015
     assert np.abs(fast_pixels - reference).mean() < 0.02
+
+
+def test_an_unreachable_hub_is_said_within_seconds_and_leaves_nothing_behind(monkeypatch, tmp_path):
+    import time
+
+    from huggingface_hub import constants
+
+    from smart_sorter import sort_images
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty local cache
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.jpg").write_bytes(image_bytes(noise_image(1)))
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match="cannot reach the Hugging Face Hub") as raised:
+        sort_images(tmp_path / "src", tmp_path / "out", "cat,dog", model="no-such-org/no-such-model")
+    assert time.perf_counter() - started < 10
+    assert "set HF_HUB_OFFLINE=1" in str(raised.value)  # not set yet: the advice is to set it
+    assert not (tmp_path / "out").exists()  # a failed start leaves nothing behind
+
+
+def test_offline_mode_already_on_is_not_advised_again(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="offline mode") as raised:
+        load_model_parts("no-such-org/no-such-model")
+    assert "set HF_HUB_OFFLINE" not in str(raised.value)

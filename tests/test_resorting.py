@@ -71,3 +71,18 @@ def test_resort_never_moves_a_file_that_was_there_before_the_run(tmp_path, tiny_
     resort(out, "c,d")
     assert (out / "a" / "p0.jpg").exists() and (out / "b" / "p0.jpg").exists()
     assert len(list(out.rglob("p1.jpg"))) == 1 and len(list(out.rglob("p2.jpg"))) == 1
+
+
+def test_resort_keeps_the_model_revision_so_the_cache_is_hit(tiny_clip, tmp_path, monkeypatch):
+    from smart_sorter import resort
+    from smart_sorter.pipeline.embedding_cache import EmbeddingCache
+
+    source = tmp_path / "src"
+    write_shapes(source, 6, seed=3)
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "cache-home"))
+    sort_images(source, tmp_path / "out", "a,b", model=str(tiny_clip), revision="v1.0", progress_bar=False)
+    resort(tmp_path / "out", "c,d")
+    cache = EmbeddingCache()
+    models = cache.stats()["models"]
+    cache.close()
+    assert len(models) == 1 and "@v1.0#" in next(iter(models))  # one key: the resort found the run's embeddings

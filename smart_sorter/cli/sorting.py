@@ -58,7 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write plan.csv; place no file")
     add_label_arguments(parser.add_argument_group("labels"))
-    tags = parser.add_argument_group("several labels per image")
+    _add_tag_arguments(parser.add_argument_group("several labels per image"))
+    _add_model_arguments(parser.add_argument_group("the model"))
+    _add_output_arguments(parser.add_argument_group("output"))
+    parser.set_defaults(
+        **{name: getattr(DEFAULTS, name) for name in ("dry_run", "multi_label", "copy_tags", "use_cache")}
+    )
+    return parser
+
+
+def _add_tag_arguments(tags: argparse._ArgumentGroup) -> None:
     tags.add_argument(
         "--multi-label",
         "--multi_label",
@@ -72,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --multi-label: also copy each image into the folder of every other tag it got",
     )
-    model = parser.add_argument_group("the model")
+
+
+def _add_model_arguments(model: argparse._ArgumentGroup) -> None:
     model.add_argument(
         "--model", default=DEFAULTS.model, metavar="ID_OR_PATH",
         help=f"Hugging Face model id or local folder ({DEFAULTS.model})",
@@ -103,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)",
     )
-    output = parser.add_argument_group("output")
+
+
+def _add_output_arguments(output: argparse._ArgumentGroup) -> None:
     output.add_argument(
         "--output_file", "--output-file", type=Path, metavar="FILE",
         help="where to write the table; a relative path is inside DESTINATION (DESTINATION/output.csv)",
@@ -115,10 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--quiet", action="store_true", help="no progress bar")
     add_verbose(output)
     output.add_argument("--version", action="version", version=f"smart-sorter {__version__}")
-    parser.set_defaults(
-        **{name: getattr(DEFAULTS, name) for name in ("dry_run", "multi_label", "copy_tags", "use_cache")}
-    )
-    return parser
 
 
 def options_from(arguments: argparse.Namespace) -> SortOptions:
