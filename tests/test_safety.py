@@ -285,3 +285,30 @@ def test_a_run_that_did_nothing_never_lets_a_new_run_write_over_a_users_file(tmp
     assert "already exists" in capsys.readouterr().err
     assert mine.read_text() == "my own notes"
     assert not (out / "output.csv").exists()  # the failed run's empty table was ours and is gone
+
+
+def test_a_label_folder_swapped_for_a_link_while_the_model_loads_is_never_written_through(tmp_path, tiny_clip):
+    from smart_sorter.pipeline.encoder import DualEncoder
+
+    source = make_photos(tmp_path / "src", 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    for label in ("a", "b"):
+        (out / label).mkdir(parents=True)
+    before_source, before_elsewhere = snapshot(source), snapshot(elsewhere)
+
+    class SwappingEncoder(DualEncoder):
+        def load(self):  # while the model loads, label folders become links: one to the source, one elsewhere
+            for label, target in (("a", source), ("b", elsewhere)):
+                if not (out / label).is_symlink():
+                    (out / label).rmdir()
+                    (out / label).symlink_to(target, target_is_directory=True)
+            return super().load()
+
+    result = sort_images(source, out, "a,b", model=str(tiny_clip), operation="move", progress_bar=False,
+                         encoder=SwappingEncoder(str(tiny_clip), device="cpu"))  # fmt: skip
+    assert snapshot(source) == before_source  # no source was moved onto itself or deleted
+    assert snapshot(elsewhere) == before_elsewhere  # nothing written outside the destination
+    assert set(result.table["status"]) == {"error"}
+    assert all("link" in reason for reason in result.table["error"])
