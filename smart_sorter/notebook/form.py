@@ -176,6 +176,7 @@ class SorterApp(widgets.VBox):
             value=defaults.operation,
             description="Operation",
             tooltips=["Copy: the source stays as it is", "Move: files leave the source (verified first)"],
+            layout=widgets.Layout(display="flex"),  # ipywidgets 8 renders it as a block: buttons under the label
             style=style,
         )
         self.batch_size = widgets.BoundedIntText(
