@@ -124,4 +124,10 @@ def test_sorts_the_sample_images_through_the_page(browser, voila_url, toy_clip, 
     assert thumbnails.count() >= 4
     assert thumbnails.first.evaluate("image => image.naturalWidth") > 0  # decoded by the browser
     page.locator(".smart-sorter-app").screenshot(path=screenshot_path(tmp_path, "notebook-form.png"))
+
+    page.get_by_role("button", name="Undo").click()  # asks first
+    page.get_by_role("button", name="Confirm undo").click()
+    page.get_by_text("removed 8 copy").wait_for(timeout=60_000)
+    assert not list(destination.glob("[!.]*/*"))  # the copies are gone, the sample is as it was
+    assert {p.name: sha256(p) for p in (ROOT / "imgs").iterdir() if p.suffix != ".md"} == sample
     page.close()

@@ -4,6 +4,7 @@ files and the status text (a click swallows a handler's exception, so only outco
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import types
@@ -14,8 +15,12 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from smart_sorter.notebook.form import SorterApp  # noqa: E402
+import smart_sorter  # noqa: E402
+from smart_sorter import SortOptions  # noqa: E402
+from smart_sorter.notebook.form import FormSettings, SorterApp  # noqa: E402
 from tests.toy_clip import TOY_LABELS, write_shapes  # noqa: E402
+
+LONG = "a photo of something that is neither a circle nor a square nor a triangle nor a cross at all"
 
 
 def fill(app: SorterApp, source: Path, destination: Path, model: Path, labels: str = ", ".join(TOY_LABELS)) -> None:
@@ -23,9 +28,22 @@ def fill(app: SorterApp, source: Path, destination: Path, model: Path, labels: s
     app.model.value, app.labels.value = str(model), labels
 
 
-def run(app: SorterApp) -> None:
-    app.start.click()
+def run(app: SorterApp, button=None) -> None:
+    (button or app.start).click()
     assert app.wait(timeout=300), "the run did not end"
+
+
+def hashes(folder: Path, pattern: str = "*") -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob(pattern) if p.is_file()}
+
+
+def fake_colab(monkeypatch) -> list[str]:
+    """A stand-in `google.colab` whose `drive.mount` records the mount point."""
+    mounted: list[str] = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    return mounted
 
 
 def test_the_form_has_the_fields_of_the_product_brief_and_builds_without_torch():
@@ -108,7 +126,7 @@ def test_label_advice_and_uncertain_and_multi_label_from_the_form(toy_clip, tmp_
     write_shapes(tmp_path / "shapes", 12, seed=14)
     out = tmp_path / "sorted"
     app = SorterApp()
-    fill(app, tmp_path / "shapes", out, toy_clip, labels="circle\nsquare\ntriangle: a photo of a triangle\ncross")
+    fill(app, tmp_path / "shapes", out, toy_clip, labels="circle, square, triangle, cross, " + LONG)
     app.multi_label.value = True
     app.threshold.value = 0.99
     run(app)
@@ -118,20 +136,14 @@ def test_label_advice_and_uncertain_and_multi_label_from_the_form(toy_clip, tmp_
     assert (table["status"] == "uncertain").any()
     uncertain = table[table["status"] == "uncertain"]["file"]
     assert all((out / "uncertain" / Path(name).name).is_file() for name in uncertain)
-
-
-def test_in_colab_the_form_offers_to_mount_drive_and_says_there_is_no_gpu(monkeypatch):
-    mounted = []
-    colab = types.ModuleType("google.colab")
-    colab.drive = types.SimpleNamespace(mount=mounted.append)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    app = SorterApp()
-    assert app.mount_drive is not None
-    assert any("No GPU" in getattr(child, "value", "") for child in app.children)
-    app.mount_drive.click()
-    assert mounted == ["/content/drive"]
-    assert app.source.value == "/content/drive/MyDrive/"
-    assert "mounted" in app.status.value
+    # the advice (single-word labels here) is one folded list, not lines between the status and the counts
+    notes = app.advice.value.count("<li>")
+    assert notes >= 2 and "single-word" in app.advice.value.lower() and "characters long" in app.advice.value
+    assert app.advice_box.get_title(0) == f"Advice ({notes})"
+    assert app.advice_box.layout.display is None and app.advice_box.selected_index is None
+    assert "<li>" not in app.status.value
+    order = list(app.children)
+    assert order.index(app.status) < order.index(app.counts) < order.index(app.advice_box)
 
 
 def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip, tmp_path):
@@ -152,3 +164,172 @@ def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip,
     assert (table[table["label"] == "nothing"]["status"] == "uncertain").all()  # negative: no folder
     assert not (out / "nothing").exists()
     assert "round" in set(table["label"]) and "angular" in set(table["label"])
+
+
+def test_the_form_shows_the_defaults_of_sort_options_and_builds_sort_options(tmp_path):
+    fields = ("model", "operation", "batch_size", "top_k", "template", "preprocess", "multi_label", "copy_tags",
+              "dry_run")  # fmt: skip
+
+    def shown(app: SorterApp) -> dict[str, object]:
+        return {name: getattr(app, name).value for name in fields}
+
+    app = SorterApp(source="in", destination="out", labels="a cat, a dog")
+    defaults = SortOptions()
+    assert shown(app) == {name: getattr(defaults, name) for name in fields}
+    settings = app.settings()
+    assert isinstance(settings, FormSettings) and settings.options == defaults
+    assert (settings.source, settings.destination, settings.labels) == (Path("in"), Path("out"), "a cat, a dog")
+
+    # other starting options are what the form shows and gives back: the widgets hold no defaults of their own
+    chosen = SortOptions(model="my/model", operation="move", batch_size=7, top_k=5, template="a {}", preprocess="exact",
+                         threshold=0.3, multi_label=True, copy_tags=True, dry_run=True, device="cpu")  # fmt: skip
+    app = SorterApp(source="in", destination="out", labels="a, b", options=chosen)
+    assert shown(app) == {name: getattr(chosen, name) for name in fields}
+    assert app.threshold.value == 0.3
+    assert app.settings().options == chosen  # device, which the form does not show, is kept too
+    app.batch_size.value, app.threshold.value = 16, 0.0
+    assert app.settings().options == chosen.with_changes(batch_size=16, threshold=None)
+
+
+def test_a_bad_setting_is_a_sentence_before_anything_runs(tmp_path):
+    app = SorterApp(source=str(tmp_path), destination=str(tmp_path / "out"), labels="a cat, a dog")
+    app.template.value = "a photo of"
+    app.start.click()
+    assert not app.running and "needs exactly one {}" in app.status.value, app.status.value
+    assert not (tmp_path / "out").exists()
+
+
+def test_widget_parts_that_differ_between_ipywidgets_7_and_8():
+    import ipywidgets
+
+    app = SorterApp()
+    assert ipywidgets.__version__.split(".")[0] in ("7", "8")
+    assert app.advanced.get_title(0) == "Advanced settings" and app.advanced.selected_index is None
+    assert app.source.style.description_width == "140px"
+    assert app.model.ensure_option is False and app.model.value in app.model.options
+    # FontAwesome 4 (ipywidgets 7) and 5 (ipywidgets 8) both know these; brand icons (google) they do not share
+    buttons = [app.start, app.stop, app.resort, app.undo]
+    assert {button.icon for button in buttons} <= {"play", "stop", "retweet", "undo", "folder-open"}
+
+
+def test_a_finished_run_run_again_says_it_was_already_done(toy_clip, tmp_path):
+    write_shapes(tmp_path / "shapes", 8, seed=16)
+    out = tmp_path / "sorted"
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", out, toy_clip)
+    run(app)
+    assert "Finished" in app.status.value, app.status.value
+    results = [*out.glob("[!.]*/*"), out / "output.csv"]  # the label folders and the table, not the lock
+    before = {p: p.stat().st_mtime_ns for p in results}
+    run(app)
+    assert "Already done: all 8 files were sorted before; nothing was changed" in app.status.value, app.status.value
+    assert app.result.already_done and app.results.value.count("data:image/jpeg") >= 4
+    assert {p: p.stat().st_mtime_ns for p in [*out.glob("[!.]*/*"), out / "output.csv"]} == before
+
+
+def test_a_dry_run_says_planned_points_at_the_plan_and_shows_no_thumbnails(toy_clip, tmp_path):
+    write_shapes(tmp_path / "shapes", 8, seed=17)
+    out = tmp_path / "sorted"
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", out, toy_clip)
+    app.dry_run.value = True
+    run(app)
+    assert app.status.value.count("Planned") == 1 and "would be sorted" in app.status.value, app.status.value
+    assert str(out / "plan.csv") in app.status.value and (out / "plan.csv").is_file()
+    assert app.results.value == "" and "<td>" in app.counts.value
+    assert not list(out.glob("[!.]*/*"))  # no file placed
+
+
+def test_other_labels_on_a_finished_destination_offer_re_sort_which_moves_the_files(toy_clip, tmp_path):
+    truth = write_shapes(tmp_path / "shapes", 12, seed=18)
+    source = hashes(tmp_path / "shapes")
+    out = tmp_path / "sorted"
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", out, toy_clip)
+    assert app.resort.layout.display == "none"
+    run(app)
+    assert "Finished" in app.status.value, app.status.value
+    placed = {p.relative_to(out) for p in out.glob("[!.]*/*")}
+
+    renamed = {label: label.split()[1] + "s" for label in TOY_LABELS}  # red circle -> circles, ...
+    app.labels.value = "\n".join(f"{name}: This is a photo of {label}." for label, name in renamed.items())
+    run(app)
+    assert "the Re-sort button" in app.status.value, app.status.value
+    assert {p.relative_to(out) for p in out.glob("[!.]*/*")} == placed  # refused: nothing changed yet
+    assert app.resort.layout.display is None and not app.resort.disabled
+
+    run(app, app.resort)
+    assert "Re-sorted" in app.status.value and "changed folder" in app.status.value, app.status.value
+    assert app.resort.layout.display == "none"
+    table = pd.read_csv(out / "output.csv", keep_default_na=False)
+    assert set(table["label"]) <= set(renamed.values())
+    assert all((out / row.label / row.file).is_file() for row in table.itertuples())  # where the table says
+    right = sum((out / renamed[label] / name).is_file() for name, label in truth.items())
+    assert right >= 11, f"only {right} of 12 shapes in their new folder"
+    assert not any((out / label).exists() for label in TOY_LABELS)  # the old folders are gone
+    assert hashes(out, "[!.]*/*") == source  # every file once, byte for byte
+    assert hashes(tmp_path / "shapes") == source  # copies: the source untouched
+    assert "<td>circles</td>" in app.counts.value and app.results.value.count("data:image/jpeg") >= 2
+
+
+def test_undo_asks_for_a_second_click_then_removes_the_copies(toy_clip, tmp_path):
+    write_shapes(tmp_path / "shapes", 8, seed=19)
+    source = hashes(tmp_path / "shapes")
+    out = tmp_path / "sorted"
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", out, toy_clip)
+    run(app)
+    assert len(hashes(out, "[!.]*/*")) == 8
+
+    app.undo.click()  # the first click only asks
+    assert app.undo.description == "Confirm undo" and "Confirm undo" in app.status.value
+    assert len(hashes(out, "[!.]*/*")) == 8
+    app.destination.value = str(tmp_path / "elsewhere")  # changing the destination cancels
+    assert app.undo.description == "Undo"
+    app.destination.value = str(out)
+    app.undo.click()
+    assert len(hashes(out, "[!.]*/*")) == 8
+    run(app, app.undo)  # the second click on the same destination undoes
+    assert "removed 8 copy" in app.status.value, app.status.value
+    assert hashes(out, "[!.]*/*") == {}
+    assert hashes(tmp_path / "shapes") == source and app.undo.description == "Undo"
+
+    run(app)  # the destination is free again: the same sorting runs anew
+    assert "Finished" in app.status.value, app.status.value
+    assert hashes(out, "[!.]*/*") == source
+
+
+def test_in_colab_mounting_drive_proposes_drive_folders_and_keeps_the_cache_there(monkeypatch):
+    monkeypatch.delenv("SMART_SORTER_HOME", raising=False)
+    mounted = fake_colab(monkeypatch)
+    app = SorterApp(source="imgs", destination="sorted-imgs", labels="a, b")
+    assert app.mount_drive is not None and app.mount_drive.layout.width == "auto"  # the label is not cut off
+    assert "No GPU" in app.gpu_note.value
+    assert "vanish with the runtime" in app.drive_warning.value  # a local destination, in Colab
+    app.mount_drive.click()
+    assert mounted == ["/content/drive"] and "mounted" in app.status.value
+    assert app.source.value == "/content/drive/MyDrive/"
+    assert app.destination.value == "/content/drive/MyDrive/sorted-images"
+    assert app.drive_warning.value == ""
+    assert os.environ["SMART_SORTER_HOME"] == "/content/drive/MyDrive/smart-sorter-cache"
+    assert "smart-sorter-cache" in app.status.value
+    app.destination.value = "/content/sorted"
+    assert "vanish with the runtime" in app.drive_warning.value
+    app.destination.value = "/content/drive/MyDrive/cases/sorted"
+    assert app.drive_warning.value == ""
+
+
+def test_in_colab_mounting_drive_keeps_what_the_user_chose(monkeypatch, tmp_path):
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "my-cache"))
+    fake_colab(monkeypatch)
+    app = SorterApp(source="imgs", destination="sorted-imgs")
+    app.source.value, app.destination.value = "/content/photos", "/content/drive/MyDrive/out"
+    app.mount_drive.click()
+    assert (app.source.value, app.destination.value) == ("/content/photos", "/content/drive/MyDrive/out")
+    assert os.environ["SMART_SORTER_HOME"] == str(tmp_path / "my-cache")
+
+
+def test_outside_colab_there_is_no_drive_button_and_no_warning(monkeypatch):
+    monkeypatch.setattr(smart_sorter.notebook.form, "in_colab", lambda: False)
+    app = SorterApp(destination="sorted-imgs")
+    assert app.mount_drive is None and app.drive_warning.value == ""

@@ -1,24 +1,28 @@
-"""The notebook form: fields for a run, Start and Stop, live progress, and the result with previews.
+"""The notebook form: fields for a run, Start and Stop, live progress, and the result with previews;
+Re-sort (new labels on a finished destination, in place) and Undo (with a confirming second click).
 
-The form only gathers settings and shows what happens; the run itself is `sort_images`, in a
-background thread so that the kernel stays responsive and Stop can be pressed.
+The form only gathers settings and shows what happens; the work itself is `sort_images`, `resort`
+and `undo`, in a background thread so that the kernel stays responsive and Stop can be pressed.
+Works with ipywidgets 7.7 (Colab's, which Colab's renderer needs) and 8.x (Jupyter).
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
-import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionError, SmartSorterError
-from ..options import DEFAULT_MODEL, DEFAULT_TEMPLATE, PREPROCESS_MODES, UNCERTAIN_FOLDER
+from ..errors import OptionError, OtherRunError, SmartSorterError
+from ..options import PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.thumbnails import thumbnail_uri
 from ..runs.outcome import Progress, SortResult
+from . import colab
+from .colab import in_colab
 
 try:
     import ipywidgets as widgets
@@ -28,9 +32,11 @@ except ImportError as missing:  # the package works without the notebook extra; 
         " and restart the kernel."
     ) from missing
 
+__all__ = ["FormSettings", "SorterApp", "in_colab"]
+
 # Shown in the model box; any Hugging Face id or local folder may be typed instead. No network call.
 SUGGESTED_MODELS: dict[str, str] = {
-    DEFAULT_MODEL: "CLIP ViT-L/14, the default: most accurate of these; slow without a GPU",
+    SortOptions().model: "CLIP ViT-L/14, the default: most accurate of these; slow without a GPU",
     "openai/clip-vit-base-patch32": "CLIP ViT-B/32, the fast choice: about 30x faster on a CPU",
     "google/siglip-base-patch16-224": "SigLIP: scores each label on its own, good for multi-label tags",
     "geolocal/StreetCLIP": "StreetCLIP, for geolocation: use countries or cities as labels",
@@ -45,10 +51,17 @@ LABELS_PLACEHOLDER = (
     "documents: a scanned document; a photo of a passport\n"
     "or the path of a JSON or YAML labels file"
 )
+UNDO_LABEL, CONFIRM_UNDO_LABEL = "Undo", "Confirm undo"
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
+@dataclass(frozen=True)
+class FormSettings:
+    """What the form asks for: where from, where to, the labels, and the run's options."""
+
+    source: Path
+    destination: Path
+    labels: str | Path
+    options: SortOptions
 
 
 def _duration(seconds: float) -> str:
@@ -65,30 +78,43 @@ def _counts_table(label_counts: dict[str, int]) -> str:
     return f"<table class='smart-sorter-counts'><tr><th>label</th><th>files</th></tr>{cells}</table>"
 
 
-def _previews(result: SortResult, per_label: int = THUMBNAILS_PER_LABEL) -> str:
+def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: int = THUMBNAILS_PER_LABEL) -> str:
     """A few of the most confident files of each label folder, as embedded thumbnails."""
-    table = result.table
     blocks = []
-    for label in result.label_counts:
+    for label in counts:
         if label == UNCERTAIN_FOLDER:
             chosen = table[table["status"] == "uncertain"]
         else:
             chosen = table[(table["status"] == "sorted") & (table["label"] == label)]
-        chosen = chosen[chosen["destination"].astype(bool)].sort_values("score", ascending=False).head(per_label)
+        chosen = chosen[chosen["destination"].astype(bool)]
+        chosen = chosen.assign(score=chosen["score"].astype(float)).sort_values("score", ascending=False)
         images = []
-        for _, row in chosen.iterrows():
-            uri = thumbnail_uri(result.destination / row["destination"], 120)
+        for _, row in chosen.head(per_label).iterrows():
+            uri = thumbnail_uri(destination / row["destination"], 120)
             if uri is not None:
                 title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
                 images.append(f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>")
         shown = "".join(images) or "<i>none</i>"
-        blocks.append(f"<div><b>{html.escape(label)}</b> ({result.label_counts[label]})<br>{shown}</div>")
+        blocks.append(f"<div><b>{html.escape(label)}</b> ({counts[label]})<br>{shown}</div>")
     return "".join(blocks)
+
+
+def _advice_list(notes: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f"<ul class='smart-sorter-advice' style='margin:0;padding-left:1.2em;line-height:1.4'>{items}</ul>"
+
+
+def _folded(child: widgets.Widget, title: str) -> widgets.Accordion:
+    """A closed accordion of one part (`set_title`, `selected_index=None`: both ipywidgets 7 and 8)."""
+    box = widgets.Accordion(children=[child], selected_index=None)
+    box.set_title(0, title)
+    return box
 
 
 class SorterApp(widgets.VBox):
     """The Smart Sorter form: `source`, `destination`, `model`, `labels`, `operation`, an advanced
-    section, `start` / `stop` buttons, and `status`, `progress`, `counts` and `results` areas.
+    section, `start` / `stop` / `resort` / `undo` buttons, and `status`, `progress`, `counts`,
+    `advice` and `results` areas. Its settings start from `options` (default `SortOptions()`).
     The model is loaded once and kept for the next run while its name stays the same.
     """
 
@@ -98,11 +124,17 @@ class SorterApp(widgets.VBox):
         source: str = "",
         destination: str = "",
         labels: str = "",
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
+        options: SortOptions | None = None,
     ) -> None:
+        self.defaults = (options or SortOptions()).with_changes(**({"model": model} if model else {}))
+        defaults = self.defaults
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._encoder: tuple[str, Any] | None = None  # (model, encoder), kept between runs: no reload
+        self._notes: list[str] = []
+        self._undo_armed_for: str | None = None
+        self._local_paths = (source, destination)  # proposed again on Drive once it is mounted, if unchanged
         self.result: SortResult | None = None
         wide = widgets.Layout(width="95%")
         style = {"description_width": "140px"}
@@ -118,8 +150,8 @@ class SorterApp(widgets.VBox):
             style=style,
         )
         self.model = widgets.Combobox(
-            value=model,
-            options=list(SUGGESTED_MODELS),
+            value=defaults.model,
+            options=list(dict.fromkeys([defaults.model, *SUGGESTED_MODELS])),
             description="Model",
             placeholder="a Hugging Face model id or a local folder",
             ensure_option=False,
@@ -141,66 +173,101 @@ class SorterApp(widgets.VBox):
         )
         self.operation = widgets.ToggleButtons(
             options=[("Copy", "copy"), ("Move", "move")],
-            value="copy",
+            value=defaults.operation,
             description="Operation",
             tooltips=["Copy: the source stays as it is", "Move: files leave the source (verified first)"],
+            layout=widgets.Layout(display="flex"),  # ipywidgets 8 renders it as a block: buttons under the label
             style=style,
         )
-        self.batch_size = widgets.BoundedIntText(value=32, min=1, max=1024, description="Batch size", style=style)
-        self.top_k = widgets.BoundedIntText(value=3, min=1, max=20, description="Runners-up (top-k)", style=style)
-        self.template = widgets.Text(value=DEFAULT_TEMPLATE, description="Template", layout=wide, style=style)
+        self.batch_size = widgets.BoundedIntText(
+            value=defaults.batch_size, min=1, max=4096, description="Batch size", style=style
+        )
+        self.top_k = widgets.BoundedIntText(
+            value=defaults.top_k, min=1, max=100, description="Runners-up (top-k)", style=style
+        )
+        self.template = widgets.Text(value=defaults.template, description="Template", layout=wide, style=style)
         self.threshold = widgets.BoundedFloatText(
-            value=0.0, min=0.0, max=1.0, step=0.05, description="Uncertain below", style=style
+            value=defaults.threshold or 0.0, min=0.0, max=1.0, step=0.05, description="Uncertain below", style=style
         )
-        checkbox = {"value": False, "indent": False, "layout": widgets.Layout(width="auto", margin="2px 0 2px 150px")}
-        self.multi_label = widgets.Checkbox(description="Multi-label tags (every label that applies)", **checkbox)
-        self.copy_tags = widgets.Checkbox(description="Multi-label: also copy into every tag's folder", **checkbox)
-        self.preprocess = widgets.Dropdown(options=PREPROCESS_MODES, description="Preprocess", style=style)
-        self.dry_run = widgets.Checkbox(description="Dry run (plan only, touch no file)", **checkbox)
-        self.advanced = widgets.Accordion(
-            children=[
-                widgets.VBox(
-                    [
-                        self.batch_size,
-                        self.top_k,
-                        self.template,
-                        widgets.HTML(
-                            "<small>Uncertain below: 0 = off; files whose best score is lower go to"
-                            " <code>uncertain/</code>.</small>"
-                        ),  # fmt: skip
-                        self.threshold,
-                        self.multi_label,
-                        self.copy_tags,
-                        self.preprocess,
-                        self.dry_run,
-                    ]
-                )
-            ],
-            selected_index=None,
+        checkbox = {"indent": False, "layout": widgets.Layout(width="auto", margin="2px 0 2px 150px")}
+        self.multi_label = widgets.Checkbox(
+            value=defaults.multi_label, description="Multi-label tags (every label that applies)", **checkbox
         )
-        self.advanced.set_title(0, "Advanced settings")
+        self.copy_tags = widgets.Checkbox(
+            value=defaults.copy_tags, description="Multi-label: also copy into every tag's folder", **checkbox
+        )
+        self.preprocess = widgets.Dropdown(
+            options=PREPROCESS_MODES, value=defaults.preprocess, description="Preprocess", style=style
+        )
+        self.dry_run = widgets.Checkbox(
+            value=defaults.dry_run, description="Dry run (plan only, touch no file)", **checkbox
+        )
+        self.advanced = _folded(
+            widgets.VBox(
+                [
+                    self.batch_size,
+                    self.top_k,
+                    self.template,
+                    widgets.HTML(
+                        "<small>Uncertain below: 0 = off; files whose best score is lower go to"
+                        " <code>uncertain/</code>.</small>"
+                    ),  # fmt: skip
+                    self.threshold,
+                    self.multi_label,
+                    self.copy_tags,
+                    self.preprocess,
+                    self.dry_run,
+                ]
+            ),
+            "Advanced settings",
+        )
 
+        # Icon names that FontAwesome 4 (ipywidgets 7) and 5 (ipywidgets 8) both have; no brand icons.
         self.start = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.resort = widgets.Button(
+            description="Re-sort",
+            icon="retweet",
+            button_style="info",
+            tooltip="Sort the finished destination again, in place, with these labels",
+            layout=widgets.Layout(width="auto", display="none"),
+        )
+        self.undo = widgets.Button(
+            description=UNDO_LABEL,
+            icon="undo",
+            tooltip="Put moved files back and remove the copies this destination's run made (asks first)",
+            layout=widgets.Layout(width="auto"),
+        )
         self.start.on_click(self._on_start)
         self.stop.on_click(self._on_stop)
+        self.resort.on_click(self._on_resort)
+        self.undo.on_click(self._on_undo)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="60%"))
         self.progress_text = widgets.HTML()
         self.status = widgets.HTML()
-        self.notes = widgets.HTML()
         self.details = widgets.Textarea(disabled=True, layout=widgets.Layout(width="95%", height="160px"))
-        self.details_box = widgets.Accordion(children=[self.details], selected_index=None)
-        self.details_box.set_title(0, "Details of the error")
+        self.details_box = _folded(self.details, "Details of the error")
         self.details_box.layout.display = "none"
         self.counts = widgets.HTML()
+        self.advice = widgets.HTML()
+        self.advice_box = _folded(self.advice, "Advice")
+        self.advice_box.layout.display = "none"
         self.results = widgets.HTML()
 
         colab_parts: list[widgets.Widget] = []
         self.mount_drive: widgets.Button | None = None
+        self.drive_warning = widgets.HTML()
+        self.gpu_note = widgets.HTML()
         if in_colab():
-            self.mount_drive = widgets.Button(description="Mount Google Drive", icon="google")
+            self.mount_drive = widgets.Button(
+                description="Mount Google Drive", icon="folder-open", layout=widgets.Layout(width="auto")
+            )
             self.mount_drive.on_click(self._on_mount_drive)
-            colab_parts = [self.mount_drive, widgets.HTML(self._colab_gpu_note())]
+            self.gpu_note.value = colab.gpu_note()
+            colab_parts = [widgets.HBox([self.mount_drive, self.gpu_note])]
+            self.destination.observe(self._check_drive, names="value")
+            self._check_drive()
+        self.destination.observe(self._on_new_destination, names="value")
 
         super().__init__(
             [
@@ -208,45 +275,45 @@ class SorterApp(widgets.VBox):
                 *colab_parts,
                 self.source,
                 self.destination,
+                self.drive_warning,
                 self.model,
                 self.model_help,
                 self.labels,
                 self.operation,
                 self.advanced,
-                widgets.HBox([self.start, self.stop]),
+                widgets.HBox([self.start, self.stop, self.resort, self.undo]),
                 widgets.HBox([self.progress, self.progress_text]),
                 self.status,
-                self.notes,
                 self.details_box,
                 self.counts,
+                self.advice_box,
                 self.results,
             ]
         )
         self.add_class("smart-sorter-app")
 
     # Colab ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _colab_gpu_note() -> str:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"<small>GPU: {html.escape(torch.cuda.get_device_name(0))}.</small>"
-        return (
-            "<b>No GPU:</b> this runtime has only a CPU, so sorting is slow. Choose <i>Runtime &gt; Change runtime"
-            " type &gt; T4 GPU</i>, then run this cell again."
-        )
-
     def _on_mount_drive(self, _button: Any) -> None:
         try:
-            from google.colab import drive
-
-            drive.mount("/content/drive")
+            colab.mount_drive()
         except Exception as error:  # Colab's own messages are sentences already
             self._say(html.escape(f"Google Drive could not be mounted: {error}"), kind="error")
             return
-        self._say("Google Drive is mounted under <code>/content/drive/MyDrive</code>.")
-        if not self.source.value:
-            self.source.value = "/content/drive/MyDrive/"
+        local_source, local_destination = self._local_paths
+        if self.source.value.strip() in ("", local_source):
+            self.source.value = f"{colab.MY_DRIVE}/"
+        if self.destination.value.strip() in ("", local_destination):
+            self.destination.value = str(colab.DRIVE_DESTINATION)
+        cache = colab.keep_cache_on_drive()
+        kept = f" Image embeddings are kept in <code>{html.escape(cache)}</code> for the next runtime." if cache else ""
+        self._say(
+            f"Google Drive is mounted under <code>{colab.MY_DRIVE}</code>. Complete the source folder: the folder of"
+            f" your images on Drive.{kept}"
+        )
+        self._check_drive()
+
+    def _check_drive(self, _change: Any = None) -> None:
+        self.drive_warning.value = colab.destination_warning(self.destination.value)
 
     # Running -------------------------------------------------------------------------------------
     @property
@@ -254,13 +321,14 @@ class SorterApp(widgets.VBox):
         return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run in progress ends (for scripts and tests); True when it has ended."""
+        """Block until the work in progress ends (for scripts and tests); True when it has ended."""
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
 
-    def settings(self) -> dict[str, Any]:
-        """The form as keyword arguments of `sort_images`; a sentence (OptionError) for an empty field."""
+    def settings(self) -> FormSettings:
+        """The form as a run: source, destination, labels and `SortOptions`; a sentence (OptionError)
+        for an empty field or a setting out of range."""
         source, destination = self.source.value.strip(), self.destination.value.strip()
         labels, model = self.labels.value.strip(), self.model.value.strip()
         missing = [name for name, value in (("source folder", source), ("destination", destination),
@@ -270,45 +338,104 @@ class SorterApp(widgets.VBox):
         labels_file = Path(labels).expanduser() if "\n" not in labels else None
         if labels_file is not None and labels_file.suffix.lower() in LABEL_FILE_SUFFIXES and labels_file.is_file():
             labels = labels_file  # the path of a labels file: categories, prompts, thresholds, negatives
-        return {
-            "source": Path(source).expanduser(),
-            "destination": Path(destination).expanduser(),
-            "labels": labels,
-            "model": model,
-            "operation": self.operation.value,
-            "batch_size": self.batch_size.value,
-            "top_k": self.top_k.value,
-            "template": self.template.value,
-            "threshold": self.threshold.value or None,
-            "multi_label": self.multi_label.value,
-            "copy_tags": self.copy_tags.value,
-            "preprocess": self.preprocess.value,
-            "dry_run": self.dry_run.value,
-        }
+        options = self.defaults.with_changes(
+            model=model,
+            operation=self.operation.value,
+            batch_size=self.batch_size.value,
+            top_k=self.top_k.value,
+            template=self.template.value,
+            threshold=self.threshold.value or None,
+            multi_label=self.multi_label.value,
+            copy_tags=self.copy_tags.value,
+            preprocess=self.preprocess.value,
+            dry_run=self.dry_run.value,
+        )
+        return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
 
-    def _on_start(self, _button: Any) -> None:
-        if self.running:
-            return
-        try:
-            settings = self.settings()
-        except SmartSorterError as error:
-            self._say(html.escape(str(error)), kind="error")
-            return
-        self._stop_event.clear()
-        self.start.disabled, self.stop.disabled = True, False
+    def _begin(self, work: Callable[[], None], message_html: str, *, stoppable: bool = False) -> None:
+        """Run `work` in the background with the buttons set for it; its failures become sentences."""
+        self._disarm()
+        self.start.disabled = self.resort.disabled = self.undo.disabled = True
+        self.stop.disabled = not stoppable
         self.result = None
-        self.notes.value = self.counts.value = self.results.value = ""
-        self.details_box.layout.display = "none"
+        self.counts.value = self.results.value = self.advice.value = ""
+        self._notes.clear()
+        self.advice_box.layout.display = self.details_box.layout.display = "none"
         self.progress.value, self.progress.bar_style = 0, ""
         self.progress_text.value = ""
-        self._say(f"Loading the model <code>{html.escape(settings['model'])}</code> ...")
-        self._thread = threading.Thread(target=self._run, args=(settings,), name="smart-sorter-ui", daemon=True)
+        self._say(message_html)
+        self._thread = threading.Thread(target=self._guarded, args=(work,), name="smart-sorter-ui", daemon=True)
         self._thread.start()
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except OtherRunError as error:
+            self._fail(error.message_for("form"))
+            if error.only_labels_changed:
+                self.resort.layout.display = None  # the way out the message names
+        except SmartSorterError as error:
+            self._fail(str(error))
+        except Exception as error:  # an unforeseen failure still ends as a sentence; details folded away
+            self._fail(
+                f"Something unexpected went wrong ({type(error).__name__}: {error}). Files already placed are"
+                " recorded in the destination; press Start again to resume, and report the details below.",
+                details=traceback.format_exc(),
+            )
+        finally:
+            self.start.disabled = self.resort.disabled = self.undo.disabled = False
+            self.stop.disabled = True
+
+    def _settings_or_say(self) -> FormSettings | None:
+        try:
+            return self.settings()
+        except SmartSorterError as error:
+            self._say(html.escape(str(error)), kind="error")
+            return None
+
+    def _on_start(self, _button: Any) -> None:
+        if self.running or (settings := self._settings_or_say()) is None:
+            return
+        self._stop_event.clear()
+        self.resort.layout.display = "none"
+        loading = f"Loading the model <code>{html.escape(settings.options.model)}</code> ..."
+        self._begin(lambda: self._sort(settings), loading, stoppable=True)
 
     def _on_stop(self, _button: Any) -> None:
         self._stop_event.set()
         self.stop.disabled = True
         self._say("Stopping after the current batch ...")
+
+    def _on_resort(self, _button: Any) -> None:
+        if self.running or (settings := self._settings_or_say()) is None:
+            return
+        self._begin(lambda: self._resort(settings), "Re-sorting the destination with these labels ...")
+
+    def _on_undo(self, _button: Any) -> None:
+        if self.running:
+            return
+        destination = self.destination.value.strip()
+        if not destination:
+            self._say("Fill in the destination first: Undo works on the sorting recorded there.", kind="error")
+            return
+        if self._undo_armed_for != destination:  # undo removes copies: a second, deliberate click
+            self._undo_armed_for = destination
+            self.undo.description, self.undo.button_style = CONFIRM_UNDO_LABEL, "danger"
+            self._say(
+                f"Undo the sorting in <code>{html.escape(destination)}</code>? Moved files go back to the source"
+                " and the copies the run made are removed, each checked by hash first. Press"
+                f" <b>{CONFIRM_UNDO_LABEL}</b> to go ahead, or change the destination to cancel."
+            )
+            return
+        self._begin(lambda: self._undo(Path(destination).expanduser()), "Undoing ...")
+
+    def _on_new_destination(self, _change: Any) -> None:
+        self._disarm()
+        self.resort.layout.display = "none"  # it re-sorts the destination the refusal was about
+
+    def _disarm(self) -> None:
+        self._undo_armed_for = None
+        self.undo.description, self.undo.button_style = UNDO_LABEL, ""
 
     def _loaded_encoder(self, model: str) -> Any:
         from ..pipeline.encoder import load_encoder
@@ -318,34 +445,53 @@ class SorterApp(widgets.VBox):
             self._encoder = (model, load_encoder(model))
         return self._encoder[1]
 
-    def _run(self, settings: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        try:
-            from ..runs.sorting import sort_images
+    def _sort(self, settings: FormSettings) -> None:
+        from ..runs.sorting import sort_images
 
-            encoder = self._loaded_encoder(settings["model"])
-            if not self._stop_event.is_set():
-                self._say("Sorting ...")
-            result = sort_images(
-                **settings,
-                encoder=encoder,
-                notify=self._note,
-                progress_bar=False,
-                stop=self._stop_event,
-                on_progress=self._show_progress,
-            )
-        except SmartSorterError as error:
-            self._fail(str(error))
-        except Exception as error:  # an unforeseen failure still ends as a sentence; details folded away
-            self._fail(
-                f"Something unexpected went wrong ({type(error).__name__}: {error}). Files already placed are"
-                " recorded in the destination; press Start again to resume, and report the details below.",
-                details=traceback.format_exc(),
-            )
-        else:
-            self._finish(result, time.perf_counter() - started)
-        finally:
-            self.start.disabled, self.stop.disabled = False, True
+        started = time.perf_counter()
+        encoder = self._loaded_encoder(settings.options.model)
+        if not self._stop_event.is_set():
+            self._say("Sorting ...")
+        result = sort_images(
+            settings.source,
+            settings.destination,
+            settings.labels,
+            settings.options,
+            encoder=encoder,
+            notify=self._note,
+            progress_bar=False,
+            stop=self._stop_event,
+            on_progress=self._show_progress,
+        )
+        self._finish(result, time.perf_counter() - started)
+
+    def _resort(self, settings: FormSettings) -> None:
+        from ..runs.resorting import resort
+        from ..storage.tables import read_results
+
+        options = settings.options
+        result = resort(
+            settings.destination,
+            settings.labels,
+            template=options.template,
+            prompt_mode=options.prompt_mode,
+            threshold=options.threshold,
+            margin=options.margin,
+            encoder=self._loaded_encoder(options.model),
+        )
+        self.resort.layout.display = "none"
+        self._say(html.escape(result.summary(), quote=False).replace("\n", "<br>"), kind="done")
+        self.progress.bar_style = "success"
+        self.counts.value = _counts_table(result.label_counts)
+        destination = settings.destination.resolve()
+        self.results.value = _previews(read_results(destination), destination, result.label_counts)
+
+    def _undo(self, destination: Path) -> None:
+        from ..runs.undo import undo_run
+
+        result = undo_run(destination)
+        self.resort.layout.display = "none"
+        self._say(html.escape(result.summary(), quote=False).replace("\n", "<br>"), kind="done")
 
     # Showing -------------------------------------------------------------------------------------
     def _say(self, message_html: str, *, kind: str = "info") -> None:
@@ -353,7 +499,11 @@ class SorterApp(widgets.VBox):
         self.status.value = f"<div class='smart-sorter-status' style='color:{colour}'>{message_html}</div>"
 
     def _note(self, message: str) -> None:
-        self.notes.value += f"<div class='smart-sorter-note'><small>Note: {html.escape(message)}</small></div>"
+        """Advice from the run (labels, speed), gathered in one folded list under the counts."""
+        self._notes.append(message)
+        self.advice.value = _advice_list(self._notes)
+        self.advice_box.set_title(0, f"Advice ({len(self._notes)})")
+        self.advice_box.layout.display = None
 
     def _fail(self, message: str, details: str = "") -> None:
         self._say(html.escape(message), kind="error")
@@ -377,22 +527,36 @@ class SorterApp(widgets.VBox):
         self.result = result
         total = sum(result.status_counts.values())
         sorted_files = result.status_counts.get("sorted", 0)
-        parts = [f"{sorted_files} of {total} files sorted"]
+        parts = [f"{sorted_files} of {total} files {'would be sorted' if result.dry_run else 'sorted'}"]
         for status in ("uncertain", "error"):
             if result.status_counts.get(status):
                 parts.append(f"{result.status_counts[status]} {status}")
-        where = html.escape(str(result.csv_path))
+        where = f"<code>{html.escape(str(result.csv_path))}</code>"
         if result.resumed_files:
             parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")
-        if result.stopped_early:
-            message = (
-                f"Stopped after {_duration(seconds)}: {total} of {self.progress.max} files done ({', '.join(parts)})."
-                f" Press Start with the same settings to sort the rest. Table so far: <code>{where}</code>"
-            )
-            self._say(message)
-        else:
-            message = f"Finished in {_duration(seconds)}: {', '.join(parts)}. Table: <code>{where}</code>"
-            self._say(message, kind="done")
-            self.progress.bar_style = "success"
         self.counts.value = _counts_table(result.label_counts)
-        self.results.value = "" if self.dry_run.value else _previews(result)
+        if result.already_done:
+            self.progress.max = self.progress.value = max(total, 1)
+            self.progress.bar_style = "success"
+            self._say(
+                f"Already done: all {total} files were sorted before; nothing was changed. Table: {where}",
+                kind="done",
+            )
+        elif result.stopped_early:
+            self._say(
+                f"Stopped after {_duration(seconds)}: {total} of {self.progress.max} files done ({', '.join(parts)})."
+                f" Press Start with the same settings to {'plan' if result.dry_run else 'sort'} the rest."
+                f" Table so far: {where}"
+            )
+        elif result.dry_run:
+            self.progress.bar_style = "success"
+            self._say(
+                f"Planned in {_duration(seconds)}: {', '.join(parts)}. No file was copied or moved; the plan, with"
+                f" where each file would go, is {where}. Untick <i>Dry run</i> and press Start to sort.",
+                kind="done",
+            )
+        else:
+            self._say(f"Finished in {_duration(seconds)}: {', '.join(parts)}. Table: {where}", kind="done")
+            self.progress.bar_style = "success"
+        if not result.dry_run:
+            self.results.value = _previews(result.table, result.destination, result.label_counts)
