@@ -1,7 +1,8 @@
 """Placing onto real file systems without hard links: exFAT (exfat-fuse) and FAT (fusefat).
 
 Each test mounts a small image in tmp_path and unmounts it afterwards. Where mounting is not
-possible (no FUSE, no tools, not root for exFAT's loop device) the tests skip and say why; the same
+possible (no FUSE, no tools, not root for exFAT's loop device) the tests skip and say why, except
+when SMART_SORTER_REQUIRE_FUSE=1 (set by .ci/run, which installs the tools): then they fail. The same
 code paths are always exercised by the emulations in test_placing.py (no os.link, no renameat2).
 """
 
@@ -18,6 +19,12 @@ import pytest
 from smart_sorter.storage.placing import TEMP_PREFIX, place_file, sha256_of
 
 
+def unavailable(reason: str) -> None:
+    if os.environ.get("SMART_SORTER_REQUIRE_FUSE") == "1":
+        pytest.fail(f"SMART_SORTER_REQUIRE_FUSE=1 but {reason}")
+    pytest.skip(reason)
+
+
 def run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
@@ -25,30 +32,30 @@ def run(*command: str) -> subprocess.CompletedProcess:
 def mount_exfat(image: Path, mountpoint: Path) -> list[str]:
     """Mount an exFAT image; returns the commands that undo it."""
     if not shutil.which("mkfs.exfat") or not shutil.which("mount.exfat-fuse"):
-        pytest.skip("exFAT tools missing: apt-get install exfat-fuse exfatprogs")
+        unavailable("exFAT tools missing: apt-get install exfat-fuse exfatprogs")
     if os.geteuid() != 0 or not shutil.which("losetup"):
-        pytest.skip("exfat-fuse needs a block device, and making a loop device needs root")
+        unavailable("exfat-fuse needs a block device, and making a loop device needs root")
     if run("mkfs.exfat", str(image)).returncode:
-        pytest.skip("mkfs.exfat failed")
+        unavailable("mkfs.exfat failed")
     loop = run("losetup", "--find", "--show", str(image))
     if loop.returncode:
-        pytest.skip(f"no loop device for the exFAT image: {loop.stderr.strip()}")
+        unavailable(f"no loop device for the exFAT image: {loop.stderr.strip()}")
     device = loop.stdout.strip()
     mounted = run("mount.exfat-fuse", device, str(mountpoint))
     if mounted.returncode:
         run("losetup", "-d", device)
-        pytest.skip(f"cannot mount exFAT with FUSE here: {mounted.stderr.strip()}")
+        unavailable(f"cannot mount exFAT with FUSE here: {mounted.stderr.strip()}")
     return [f"fusermount -u {mountpoint}", f"losetup -d {device}"]
 
 
 def mount_fat(image: Path, mountpoint: Path) -> list[str]:
     if not shutil.which("mkfs.vfat") or not shutil.which("fusefat"):
-        pytest.skip("FAT tools missing: apt-get install fusefat dosfstools")
+        unavailable("FAT tools missing: apt-get install fusefat dosfstools")
     if run("mkfs.vfat", str(image)).returncode:
-        pytest.skip("mkfs.vfat failed")
+        unavailable("mkfs.vfat failed")
     mounted = run("fusefat", "-o", "rw+", str(image), str(mountpoint))
     if mounted.returncode:
-        pytest.skip(f"cannot mount FAT with FUSE here: {mounted.stderr.strip()}")
+        unavailable(f"cannot mount FAT with FUSE here: {mounted.stderr.strip()}")
     return [f"fusermount -u {mountpoint}"]
 
 
@@ -56,7 +63,7 @@ def mount_fat(image: Path, mountpoint: Path) -> list[str]:
 def mounted(request, tmp_path) -> Path:
     """An empty, freshly made file system of that kind, mounted in tmp_path."""
     if not Path("/dev/fuse").exists() or not shutil.which("fusermount"):
-        pytest.skip("FUSE is not available on this machine (/dev/fuse, fusermount)")
+        unavailable("FUSE is not available on this machine (/dev/fuse, fusermount)")
     image, mountpoint = tmp_path / f"{request.param}.img", tmp_path / request.param
     mountpoint.mkdir()
     with open(image, "wb") as handle:
