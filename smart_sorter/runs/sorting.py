@@ -136,7 +136,8 @@ class Sorter:
             reason = error.strerror or error
             raise DestinationError(f"Cannot create the destination {str(plan.destination)!r}: {reason}.") from None
         with DestinationLock(plan.destination, "dry run" if self.options.dry_run else "sorting run"):
-            return self._run_locked(plan, scan, self._state(plan))  # read again: now no one else writes
+            state = _discard_empty_run(self._state(plan), plan)  # read again: now no one else writes
+            return self._run_locked(plan, scan, state)
 
     def _check_source_writable(self, scan: Scan) -> None:
         """Moving removes files from the source: a read-only source folder is refused before anything moves."""
@@ -159,7 +160,7 @@ class Sorter:
         state = read_journal(journal_path(plan.destination))
         finished = read_manifest(plan.destination).get("status") == "finished"
         check_same_run(state, plan, finished=finished)
-        return _discard_empty_run(state, plan)
+        return state
 
     @staticmethod
     def _unscored(scan: Scan, state: JournalState) -> list[FoundFile]:

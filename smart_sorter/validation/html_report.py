@@ -4,6 +4,7 @@ the evaluation and its confusion matrix."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,8 +17,9 @@ import pandas as pd
 from .._version import __version__
 from ..core.rows import runners_up
 from ..errors import DestinationError
-from ..options import UNCERTAIN_FOLDER
+from ..options import STATE_FOLDER_NAME, UNCERTAIN_FOLDER
 from ..pipeline.thumbnails import thumbnail_uri
+from ..storage.lock import DestinationLock
 from ..storage.tables import label_folders_of, placed_rows, read_manifest, read_results
 from .evaluation import Evaluation
 from .publishing import publish_text, refuse_existing, refuse_source_folder
@@ -154,4 +156,12 @@ def write_report(destination: Path, output: Path | None = None, *, force: bool =
     replaced only with `force`, even one that appears while the report is made; nothing is written
     into the run's source folder."""
     output = report_path(destination, output, force=force)
-    return publish_text(output, render_report(destination, **options), force=force)
+    with _run_lock(Path(destination)):  # no run changes the destination while its report is made
+        return publish_text(output, render_report(destination, **options), force=force)
+
+
+def _run_lock(destination: Path) -> Any:
+    """The destination's lock where it holds a run (a folder of hand-sorted files holds none)."""
+    if not (destination / STATE_FOLDER_NAME).is_dir():
+        return contextlib.nullcontext()
+    return DestinationLock(destination, "report")
