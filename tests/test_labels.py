@@ -115,7 +115,7 @@ def test_labels_that_say_a_photo_of_when_the_template_does_get_one_note(label, b
     (note,) = parse_labels(f"{label}, a street at night", DEFAULT_TEMPLATE).warnings()
     doubled = DEFAULT_TEMPLATE.format(label)
     assert f"so the prompt doubles: {doubled!r}" in note and f"({label!r} -> {bare!r})" in note
-    assert 'set the template to "{}" (--template "{}")' in note
+    assert 'set the template to "{}" to use the labels as written' in note and "--template" not in note
 
 
 def test_no_doubling_note_when_the_template_or_the_labels_do_not_say_it():

@@ -42,7 +42,7 @@ def print_outcome(work: Callable[[], object], verbose: bool) -> int:
         return 1
     except KeyboardInterrupt:
         say(
-            "Interrupted: the files done so far are in output.csv and nothing is half-written;"
+            "Interrupted. Nothing is left half-written, and what was done is recorded in the destination;"
             " run the same command again to finish."
         )
         return 130

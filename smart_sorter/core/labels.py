@@ -94,7 +94,7 @@ class LabelSet:
             f" the template {self.template!r} says, so the prompt doubles: {self.template.format(doubled[0])!r}."
             f" Drop those words from the label{'' if one else 's'}"
             + (f" ({doubled[0]!r} -> {bare!r})" if bare else "")
-            + ', or set the template to "{}" (--template "{}") to use the labels as written.'
+            + ', or set the template to "{}" to use the labels as written.'
         )
 
     def _long_label_advice(self) -> str:

@@ -45,9 +45,9 @@ SUGGESTED_MODELS: dict[str, str] = {
 THUMBNAILS_PER_LABEL = 4
 LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 LABELS_PLACEHOLDER = (
-    "a comma list: a photo of a soldier, a screenshot of a chat, a meme\n"
+    "a comma list: soldiers in uniform, a screenshot of a chat, a meme\n"
     "or one category per line, with prompts after a colon:\n"
-    "soldiers: a photo of soldiers; a photo of people in uniform\n"
+    "soldiers: a photo of soldiers; a photo of people in uniform (used as written)\n"
     "documents: a scanned document; a photo of a passport\n"
     "or the path of a JSON or YAML labels file"
 )

@@ -29,7 +29,10 @@ class UndoResult:
     kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"Put back {self.restored} moved file(s) and removed {self.removed_copies} copy(ies)."]
+        lines = [
+            f"Put back {self.restored} moved file(s) and removed {self.removed_copies} copy(ies). The run's"
+            " output.csv and manifest stay in the destination, renamed as undone, as its record."
+        ]
         if self.kept:
             lines.append(f"Kept {len(self.kept)} file(s) in the destination:")
             lines.extend(f"  {reason}" for reason in self.kept)

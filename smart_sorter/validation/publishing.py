@@ -19,8 +19,11 @@ from ..storage.tables import read_manifest
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES, errno.ENOSYS}
 
 
-def refuse_existing(path: Path, *, force: bool = False) -> None:
-    """Refuse early (before any work) a target that exists, unless `force`."""
+def refuse_existing(path: Path, *, force: bool = False, replaceable: bool = True) -> None:
+    """Refuse early (before any work) a target that exists, unless `force`; `replaceable=False` for
+    what is never replaced (a sample: its copies beside it would no longer match)."""
+    if not replaceable and os.path.lexists(path):
+        raise DestinationError(f"{str(path)!r} already exists and is not replaced; give a new name for the sample.")
     if not force and os.path.lexists(path):
         raise DestinationError(
             f"{str(path)!r} already exists and is not replaced; give another name, or add --force"

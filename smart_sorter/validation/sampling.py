@@ -120,7 +120,7 @@ def write_sample(
         return SampleResult(output, len(sample), True, copies=unlabelled, **counts)
     copies = output.with_name(output.stem + FILES_SUFFIX)
     refuse_source_folder(copies, destination)
-    refuse_existing(output)
+    refuse_existing(output, replaceable=False)
     _refuse_used_folder(copies)
     names = _neutral_names(sample)
     sheet = pd.DataFrame({"id": names, "file": sample["file"].to_list(), "label": ""})
