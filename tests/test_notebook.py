@@ -22,6 +22,7 @@ def test_the_notebook_is_committed_without_outputs():
     assert "SorterApp(" in code[0].source
 
 
+@pytest.mark.slow
 def test_the_notebook_executes_headless_and_shows_the_form():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",

@@ -39,6 +39,7 @@ def test_the_form_has_the_fields_of_the_product_brief_and_builds_without_torch()
     assert printed.split() == ["True", "Start", "openai/clip-vit-large-patch14", "False", "False"]
 
 
+@pytest.mark.slow
 def test_sorts_through_the_form_and_shows_counts_and_thumbnails(toy_clip, tmp_path):
     truth = write_shapes(tmp_path / "shapes", 24, seed=11)
     out = tmp_path / "sorted"
@@ -59,6 +60,7 @@ def test_sorts_through_the_form_and_shows_counts_and_thumbnails(toy_clip, tmp_pa
     assert not app.start.disabled and app.stop.disabled
 
 
+@pytest.mark.slow
 def test_stop_ends_after_the_current_batch_and_start_finishes_the_rest(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 20, seed=12)
     source_hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "shapes").iterdir()}
@@ -88,6 +90,7 @@ def test_stop_ends_after_the_current_batch_and_start_finishes_the_rest(toy_clip,
         ({"model": "/no/such/model"}, "/no/such/model"),
     ],
 )
+@pytest.mark.slow
 def test_mistakes_become_sentences_and_the_form_stays_usable(toy_clip, tmp_path, change, expected):
     write_shapes(tmp_path / "shapes", 4, seed=13)
     app = SorterApp()
@@ -104,6 +107,7 @@ def test_mistakes_become_sentences_and_the_form_stays_usable(toy_clip, tmp_path,
     )
 
 
+@pytest.mark.slow
 def test_label_advice_and_uncertain_and_multi_label_from_the_form(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 12, seed=14)
     out = tmp_path / "sorted"
@@ -134,6 +138,7 @@ def test_in_colab_the_form_offers_to_mount_drive_and_says_there_is_no_gpu(monkey
     assert "mounted" in app.status.value
 
 
+@pytest.mark.slow
 def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 8, seed=15)
     labels_file = tmp_path / "labels.yaml"
