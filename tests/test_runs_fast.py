@@ -194,3 +194,17 @@ def test_an_unknown_setting_names_the_valid_ones(source, tmp_path, fake_encoder)
     with pytest.raises(OptionError, match="operation must be one of copy, move; got 'mvoe'"):
         smart_sorter.sort_images(folder, tmp_path / "out", COLOUR_LABELS, encoder=fake_encoder, operation="mvoe")
     assert not (tmp_path / "out").exists()
+
+
+def test_other_labels_on_a_stopped_run_say_to_finish_or_undo_it_first(source, tmp_path, fake_encoder):
+    folder, _ = source
+    out = tmp_path / "out"
+    stop = threading.Event()
+    stop.set()
+    sort(folder, out, fake_encoder, batch_size=2, stop=stop)
+    with pytest.raises(OtherRunError) as raised:
+        sort(folder, out, fake_encoder, ["a red thing", "a blue thing"])
+    assert not raised.value.finished and not raised.value.only_labels_changed
+    message = raised.value.message_for("cli")
+    assert "an unfinished run" in message and "Start it again with its own settings" in message
+    assert "smart-sorter undo" in message and "resort" not in message

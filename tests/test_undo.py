@@ -2,8 +2,11 @@
 exact source path, anything that is not ours or not safe to remove kept and listed."""
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import smart_sorter
@@ -113,19 +116,32 @@ def test_a_users_files_and_folders_in_the_destination_stay(source, tmp_path, fak
     assert not (out / "a green thing").exists()
 
 
-def test_undo_after_a_resort_removes_the_old_and_the_new_label_folders(source, tmp_path, fake_encoder):
+@pytest.mark.parametrize("operation", ["move", "copy"])
+def test_undo_after_a_resort_removes_the_old_and_the_new_label_folders(source, tmp_path, fake_encoder, operation):
     out = tmp_path / "out"
     before = snapshot(source)
-    sort(source, out, fake_encoder, ["a red thing", "a plain thing"], operation="move")
+    sort(source, out, fake_encoder, ["a red thing", "a plain thing"], operation=operation)
     assert {name.split("/")[0] for name in images(out)} == {"a red thing", "a plain thing"}
     resorted = smart_sorter.resort(out, COLOUR_LABELS, encoder=fake_encoder)
     assert resorted.moved == 4  # green and blue leave "a plain thing"
     assert {name.split("/")[0] for name in images(out)} == {"a red thing", "a green thing", "a blue thing"}
     assert not (out / "a plain thing").exists()
     result = undo_run(out)
-    assert (result.restored, result.kept) == (6, [])
+    assert (result.restored + result.removed_copies, result.kept) == (6, [])
     assert snapshot(source) == before
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [STATE_FOLDER_NAME]
+
+
+def test_undo_of_a_stopped_run_puts_back_what_it_moved(source, tmp_path, fake_encoder):
+    out = tmp_path / "out"
+    before = snapshot(source)
+    stop = threading.Event()
+    stop.set()
+    stopped = sort(source, out, fake_encoder, operation="move", batch_size=2, stop=stop)
+    assert stopped.stopped_early and len(images(out)) == 2 and len(images(source)) == 4
+    result = undo_run(out)
+    assert (result.restored, result.kept) == (2, [])
+    assert snapshot(source) == before and images(out) == []
 
 
 def test_undo_twice_says_nothing_is_recorded(source, tmp_path, fake_encoder):
@@ -150,3 +166,15 @@ def test_undo_of_a_dry_run_says_it_placed_nothing(source, tmp_path, fake_encoder
 def test_undo_of_a_folder_that_never_held_a_run(tmp_path):
     with pytest.raises(DestinationError, match="No smart-sorter run is recorded"):
         undo_run(tmp_path)
+
+
+def test_a_name_that_is_not_utf8_is_moved_and_put_back_byte_for_byte(tmp_path, fake_encoder):
+    source = tmp_path / "src"
+    write_colour_images(source, ["red", "blue"])
+    odd = os.fsdecode(b"rouge \xe9t\xe9.jpg")  # Latin-1 bytes, as an old camera or a Windows share names it
+    (source / "red_00.jpg").rename(source / odd)
+    before = snapshot(source)
+    result = sort(source, tmp_path / "out", fake_encoder, operation="move")
+    assert (tmp_path / "out" / "a red thing" / odd).is_file() and not (source / odd).exists()
+    assert "rouge \\xe9t\\xe9.jpg" in set(pd.read_csv(result.csv_path, dtype=str)["file"])
+    assert (undo_run(tmp_path / "out").restored, snapshot(source)) == (2, before)
