@@ -16,6 +16,8 @@ import pytest  # noqa: E402
 
 from tests.factories import noise_image, save_clip, save_siglip  # noqa: E402
 
+pytest_plugins = ["tests.fakes"]  # the `fake_encoder` fixture
+
 CORPUS = Path(
     os.environ.get("SMART_SORTER_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "telegram-32")
 )

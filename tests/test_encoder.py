@@ -183,6 +183,7 @@ def test_asking_for_cuda_without_a_gpu_is_explained(tiny_clip):
         DualEncoder(str(tiny_clip), device="cuda").load()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(3, 5000), (6000, 2), (224, 1200)])
 def test_elongated_images_are_cut_not_blown_up_and_both_modes_agree(size):
     import transformers

@@ -62,6 +62,7 @@ def test_metrics_equal_scikit_learn_and_krippendorff_on_the_same_data(seed):
         assert low <= getattr(result, name) <= high and low < high
 
 
+@pytest.mark.slow
 def test_bootstrap_is_repeatable_and_narrows_with_more_files():
     def width(count):
         rng = np.random.default_rng(5)
@@ -156,6 +157,7 @@ def test_hand_labels_that_are_no_label_of_the_run_are_named_and_left_out():
     assert given.n == 2 and list(given.unknown_labels) == ["mmes"]
 
 
+@pytest.mark.slow
 def test_the_runs_labels_come_from_its_manifest_when_given_a_destination(sorted_shapes):
     out, _ = sorted_shapes
     table = pd.read_csv(out / "output.csv", keep_default_na=False)
@@ -213,6 +215,7 @@ def test_a_degenerate_bootstrap_is_not_shown_as_an_interval():
     assert "1.000 to 1.000" not in summary and "(no interval: every resample gives the same value)" in summary
 
 
+@pytest.mark.slow
 def test_the_macro_f1_bootstrap_scores_the_labels_present_in_each_resample_as_scikit_learn_does():
     rng = np.random.default_rng(7)
     truth = list(rng.choice(["memes", "damage"], size=39)) + ["soldiers"]  # one rare label, right once

@@ -97,6 +97,7 @@ def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.startswith(TEMP_PREFIX)]
 
 
+@pytest.mark.slow
 def test_copy_and_move_onto_a_file_system_without_hard_links(mounted, tmp_path):
     assert has_no_hard_links(mounted)  # so every placement here had to do without them
     folder = mounted / "cat"
@@ -124,6 +125,7 @@ def test_copy_and_move_onto_a_file_system_without_hard_links(mounted, tmp_path):
     assert not leftovers(mounted)
 
 
+@pytest.mark.slow
 def test_permissions_the_file_system_refuses_are_not_an_error(mounted, tmp_path):
     probe = mounted / "probe"
     probe.write_bytes(b"")
@@ -148,6 +150,7 @@ def tree_hashes(folder: Path) -> Counter:
     )
 
 
+@pytest.mark.slow
 def test_a_whole_sorting_run_into_a_file_system_without_hard_links(mounted, tmp_path, tiny_clip):
     import pandas as pd
 

@@ -70,6 +70,7 @@ shell.run_line_magic = lambda magic, line, *rest: commands.append((magic, shell.
 """
 
 
+@pytest.mark.slow
 def test_without_the_package_the_cell_installs_from_drive_or_the_address_and_keeps_ipywidgets(tmp_path):
     import ipywidgets
 
@@ -101,6 +102,7 @@ def test_without_the_package_the_cell_installs_from_drive_or_the_address_and_kee
     assert from_address[2] == ("cd", f"-q {work / 'smart-sorter'}")
 
 
+@pytest.mark.slow
 def test_the_notebook_executes_headless_and_shows_the_form():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",

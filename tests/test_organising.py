@@ -5,6 +5,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ def hashes(folder: Path) -> Counter:
     return Counter(digest(p.read_bytes()) for p in folder.rglob("*") if p.is_file() and ".smart-sorter" not in p.parts)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=source_files, existing=existing_files, operation=st.sampled_from(["copy", "move"]))
 def test_placing_keeps_every_byte_and_changes_nothing_already_there(files, existing, operation):

@@ -21,6 +21,7 @@ def hand_labels(out, truth, tmp_path, count=12):
     return path
 
 
+@pytest.mark.slow
 def test_the_report_is_one_self_contained_file(sorted_shapes, tmp_path):
     out, truth = sorted_shapes
     report = tmp_path / "report.html"
@@ -35,6 +36,7 @@ def test_the_report_is_one_self_contained_file(sorted_shapes, tmp_path):
     assert '<td>status</td><td class="name">finished</td>' in text and "&#34;versions&#34;" in text  # the manifest
 
 
+@pytest.mark.slow
 def test_the_model_is_named_near_the_top(sorted_shapes, toy_clip):
     out, _ = sorted_shapes
     text = write_report(out).read_text(encoding="utf-8")
@@ -42,12 +44,14 @@ def test_the_model_is_named_near_the_top(sorted_shapes, toy_clip):
     assert str(toy_clip) in model and "device cpu" in model and "weights float32" in model
 
 
+@pytest.mark.slow
 def test_long_names_wrap_without_breaking_every_word(sorted_shapes):
     out, _ = sorted_shapes
     text = write_report(out).read_text(encoding="utf-8")
     assert "break-all" not in text and "overflow-wrap: anywhere" in text
 
 
+@pytest.mark.slow
 def test_a_report_never_replaces_a_file_unless_forced(sorted_shapes, tmp_path, capsys):
     out, truth = sorted_shapes
     report = tmp_path / "mine.html"
@@ -66,6 +70,7 @@ def test_a_report_never_replaces_a_file_unless_forced(sorted_shapes, tmp_path, c
     assert not list(out.glob(".*partial")) and not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.slow
 def test_a_file_that_appears_while_the_report_is_made_is_not_replaced(sorted_shapes, tmp_path, monkeypatch):
     out, _ = sorted_shapes
     report = tmp_path / "reports" / "report.html"
@@ -84,6 +89,7 @@ def test_a_file_that_appears_while_the_report_is_made_is_not_replaced(sorted_sha
     assert [p.name for p in report.parent.iterdir()] == ["report.html"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_a_report_is_never_written_into_the_source_folder(sorted_shapes, tmp_path, capsys):
     out, _ = sorted_shapes
     source = tmp_path / "shapes"
@@ -95,6 +101,7 @@ def test_a_report_is_never_written_into_the_source_folder(sorted_shapes, tmp_pat
     assert sorted(p.name for p in source.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_hostile_labels_and_file_names_are_shown_not_run(toy_clip, tmp_path):
     from smart_sorter import sort_images
     from tests.toy_clip import write_shapes

@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from smart_sorter import sort_images
 from smart_sorter.cli import main
@@ -16,6 +17,7 @@ def hashes(folder: Path) -> Counter:
     return Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("shape_*"))
 
 
+@pytest.mark.slow
 def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_path):
     truth = write_shapes(tmp_path / "shapes", 24, seed=11)
     out = tmp_path / "out"

@@ -20,6 +20,7 @@ def placed_hashes(out):
     return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("[!.]*/*"))
 
 
+@pytest.mark.slow
 def test_least_confident_first_with_label_and_runners_up(sorted_shapes):
     out, _ = sorted_shapes
     app = ReviewApp(out)
@@ -30,6 +31,7 @@ def test_least_confident_first_with_label_and_runners_up(sorted_shapes):
     assert [button.tooltip for button in app.label_buttons] == list(app.categories)
 
 
+@pytest.mark.slow
 def test_review_saves_each_decision_and_applies_corrections_without_losing_a_file(sorted_shapes, tmp_path):
     out, truth = sorted_shapes
     source = out.parent / "shapes"
@@ -77,6 +79,7 @@ def test_review_saves_each_decision_and_applies_corrections_without_losing_a_fil
     assert sorted(p.name for p in source.iterdir()) == sorted(truth)
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_label_the_run_does_not_have(sorted_shapes):
     out, _ = sorted_shapes
     table = pd.read_csv(out / "output.csv", keep_default_na=False)

@@ -14,6 +14,7 @@ from smart_sorter.errors import OptionError
 from smart_sorter.validation.sampling import draw_sample
 
 
+@pytest.mark.slow
 def test_random_and_stratified_samples(sorted_shapes):
     out, _ = sorted_shapes
     table = pd.read_csv(out / "output.csv", keep_default_na=False)
@@ -45,6 +46,7 @@ def revealing_words(out) -> set[str]:
     return (folders | set(table["label"])) - {""}
 
 
+@pytest.mark.slow
 def test_sample_as_csv_is_blind_and_its_copies_can_be_opened(sorted_shapes, tmp_path, capsys):
     out, truth = sorted_shapes
     sheet = tmp_path / "sample.csv"
@@ -72,6 +74,7 @@ def test_sample_as_csv_is_blind_and_its_copies_can_be_opened(sorted_shapes, tmp_
     assert pd.read_csv(sheet, keep_default_na=False)["label"].tolist() == filled["label"].tolist()
 
 
+@pytest.mark.slow
 def test_a_stratified_sample_is_not_grouped_by_label(sorted_shapes):
     out, _ = sorted_shapes
     spread = draw_sample(out, 12, stratified=True, seed=2)
@@ -80,6 +83,7 @@ def test_a_stratified_sample_is_not_grouped_by_label(sorted_shapes):
     assert runs > len(set(folders))  # shuffled, not one block per label
 
 
+@pytest.mark.slow
 def test_sample_as_folders_then_dragged_into_label_folders_is_truth(sorted_shapes, tmp_path):
     out, truth = sorted_shapes
     hand = tmp_path / "hand"
@@ -100,6 +104,7 @@ def test_sample_as_folders_then_dragged_into_label_folders_is_truth(sorted_shape
     assert result.n == 5 and result.accuracy >= 0.8 and not result.waiting
 
 
+@pytest.mark.slow
 def test_sample_folders_exist_for_every_label_of_the_run_even_without_files(toy_clip, tmp_path):
     from smart_sorter import sort_images
     from tests.toy_clip import TOY_LABELS, write_shapes
@@ -117,6 +122,7 @@ def test_sample_folders_exist_for_every_label_of_the_run_even_without_files(toy_
     assert {p.name for p in hand.iterdir()} == {*TOY_LABELS, "none", "_to_label"}
 
 
+@pytest.mark.slow
 def test_a_sample_larger_than_the_run_says_so(sorted_shapes, tmp_path, capsys):
     out, _ = sorted_shapes
     assert main(["sample", str(out), "--size", "100", "--csv", str(tmp_path / "all.csv")]) == 0
@@ -124,6 +130,7 @@ def test_a_sample_larger_than_the_run_says_so(sorted_shapes, tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "all.csv")) == 24
 
 
+@pytest.mark.slow
 def test_a_sample_is_never_written_into_the_source_folder(sorted_shapes, tmp_path, capsys):
     out, _ = sorted_shapes
     source = tmp_path / "shapes"

@@ -57,6 +57,7 @@ def test_the_form_has_the_fields_of_the_product_brief_and_builds_without_torch()
     assert printed.split() == ["True", "Start", "openai/clip-vit-large-patch14", "False", "False"]
 
 
+@pytest.mark.slow
 def test_sorts_through_the_form_and_shows_counts_and_thumbnails(toy_clip, tmp_path):
     truth = write_shapes(tmp_path / "shapes", 24, seed=11)
     out = tmp_path / "sorted"
@@ -77,6 +78,7 @@ def test_sorts_through_the_form_and_shows_counts_and_thumbnails(toy_clip, tmp_pa
     assert not app.start.disabled and app.stop.disabled
 
 
+@pytest.mark.slow
 def test_stop_ends_after_the_current_batch_and_start_finishes_the_rest(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 20, seed=12)
     source_hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "shapes").iterdir()}
@@ -106,6 +108,7 @@ def test_stop_ends_after_the_current_batch_and_start_finishes_the_rest(toy_clip,
         ({"model": "/no/such/model"}, "/no/such/model"),
     ],
 )
+@pytest.mark.slow
 def test_mistakes_become_sentences_and_the_form_stays_usable(toy_clip, tmp_path, change, expected):
     write_shapes(tmp_path / "shapes", 4, seed=13)
     app = SorterApp()
@@ -122,6 +125,7 @@ def test_mistakes_become_sentences_and_the_form_stays_usable(toy_clip, tmp_path,
     )
 
 
+@pytest.mark.slow
 def test_label_advice_and_uncertain_and_multi_label_from_the_form(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 12, seed=14)
     out = tmp_path / "sorted"
@@ -146,6 +150,7 @@ def test_label_advice_and_uncertain_and_multi_label_from_the_form(toy_clip, tmp_
     assert order.index(app.status) < order.index(app.counts) < order.index(app.advice_box)
 
 
+@pytest.mark.slow
 def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 8, seed=15)
     labels_file = tmp_path / "labels.yaml"

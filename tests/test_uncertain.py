@@ -35,6 +35,7 @@ def test_a_threshold_sends_weak_files_to_uncertain(photo_folder, tiny_clip, tmp_
     assert result.label_counts["uncertain"] == 6
 
 
+@pytest.mark.slow
 def test_the_toy_model_is_sure_of_clear_shapes(toy_clip, tmp_path, capsys):
     from tests.toy_clip import TOY_LABELS, write_shapes
 
@@ -80,6 +81,7 @@ def test_bad_per_category_thresholds_are_refused(value):
         labels_from_mapping({"a": {"prompts": ["x"], "threshold": value}, "b": ["y"]})
 
 
+@pytest.mark.slow
 def test_a_negative_category_sends_what_it_wins_to_uncertain(toy_clip, tmp_path):
     from tests.toy_clip import write_shapes
 
