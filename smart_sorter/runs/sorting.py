@@ -107,7 +107,9 @@ class Sorter:
     def encoder(self) -> DualEncoder | PipelineClassifier:
         if self._encoder is None:
             options = self.options
-            self._encoder = load_encoder(options.model, device=options.device, revision=options.revision)
+            self._encoder = load_encoder(
+                options.model, device=options.device, revision=options.revision, precision=options.model_precision
+            )
         return self._encoder.load()
 
     # Planning ------------------------------------------------------------------------------------
