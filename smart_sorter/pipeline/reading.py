@@ -139,6 +139,19 @@ def _read_one(found: FoundFile, max_bytes: int, cached: frozenset[str] | set[str
     return prepared, bytes_read.data
 
 
+def _decode(prepare: Callable[[bytes], Any], prepared: Prepared, data: bytes, held: threading.Semaphore) -> Prepared:
+    """Prepare one file's bytes (in a decoding worker), then free its reader's slot."""
+    try:
+        prepared.pixels = prepare(data)
+    except DecodeError as error:
+        prepared.error = str(error)
+    except MemoryError:
+        prepared.error = "image too large for the memory available"
+    finally:
+        held.release()
+    return prepared
+
+
 def prepared_stream(
     files: Iterable[FoundFile],
     prepare: Callable[[bytes], Any],
@@ -161,17 +174,6 @@ def prepared_stream(
     known_hashes = known_hashes or {}
     held = threading.BoundedSemaphore(readers)  # files read and waiting for a decoder
 
-    def decode(prepared: Prepared, data: bytes) -> Prepared:
-        try:
-            prepared.pixels = prepare(data)
-        except DecodeError as error:
-            prepared.error = str(error)
-        except MemoryError:
-            prepared.error = "image too large for the memory available"
-        finally:
-            held.release()
-        return prepared
-
     def read(found: FoundFile) -> Prepared | Future[Prepared]:
         if known_hashes.get(found.relative) in cached:
             return Prepared(found, known_hashes[found.relative], cached=True)
@@ -184,7 +186,7 @@ def prepared_stream(
         if data is None:
             held.release()
             return prepared
-        return decoders.submit(decode, prepared, data)
+        return decoders.submit(_decode, prepare, prepared, data, held)
 
     with (
         ThreadPoolExecutor(max_workers=readers, thread_name_prefix="smart-sorter-read") as reading,
