@@ -8,8 +8,14 @@ on one machine, each after a warm-up, and reported as ratios:
   (a) the pipeline called once per image, as the original Smart Image Sorter does
   (b) the pipeline given all paths with batch_size
   (c) the model's image forward pass alone on pre-decoded tensors
+  (c') the same forward pass with the image tower in bf16 (on a CPU without native bf16, one batch)
   (ours) smart_sorter.sort_images, copying every file, with the model already loaded and the
-         embedding cache off (every image goes through the model, as on a first run)
+         embedding cache off (every image goes through the model, as on a first run), at
+         precision auto (the probe decides) and, when auto chose otherwise, at fp32
+  (mount) ours on the same files through a FUSE mount adding --latency seconds per open and read
+         (bench/latency_mount.py, needs fusepy and /dev/fuse), against ours on the local disk
+  (start) with --startup: loading ViT-L/14 (random weights) whole vs its text tower alone, each
+         after evicting the weights from the page cache, as a re-sort from the cache starts
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from smart_sorter import sort_images  # noqa: E402
 from smart_sorter.pipeline.encoder import DualEncoder  # noqa: E402
+from smart_sorter.pipeline.precision import cpu_capabilities, native_bf16, set_image_precision  # noqa: E402
 from tests.factories import VIT_B32, VIT_L14, clip_config, save_clip  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "telegram-32"
@@ -68,6 +75,105 @@ def cpu_timed(function) -> tuple[float, float]:
     return wall, time.process_time() - cpu
 
 
+def best_rate(count: int, function, repeat: int) -> float:
+    return max(rate(count, timed(function)) for _ in range(repeat))
+
+
+def mounted(source: Path, mountpoint: Path, latency: float):
+    """Start the latency mount of `source` at `mountpoint`; returns the process (None if FUSE is missing)."""
+    import os
+    import subprocess
+
+    mountpoint.mkdir()
+    script = ROOT / "bench" / "latency_mount.py"
+    process = subprocess.Popen([sys.executable, str(script), str(source), str(mountpoint), "--delay", str(latency)])
+    for _ in range(100):
+        if os.path.ismount(mountpoint):
+            return process
+        if process.poll() is not None:
+            return None
+        time.sleep(0.1)
+    process.kill()
+    return None
+
+
+def unmount(mountpoint: Path, process) -> None:
+    import subprocess
+
+    subprocess.run(["fusermount", "-u", str(mountpoint)], check=False)
+    process.wait(timeout=10)
+
+
+def evict(folder: Path) -> None:
+    """Drop a folder's files from the page cache, as after a reboot (only these files: others' are kept)."""
+    import os
+
+    for path in folder.iterdir():
+        descriptor = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(descriptor)
+
+
+def startup(work: Path, repeat: int) -> dict[str, float]:
+    """Seconds to load ViT-L/14 whole and its text tower alone, each up to its first text embedding."""
+    model_path = save_clip(work / "vit-l14", config=clip_config(**VIT_L14))
+    seconds: dict[str, list[float]] = {"both": [], "text": []}
+    for _ in range(repeat):
+        for towers in ("both", "text"):
+            evict(model_path)
+            started = time.perf_counter()
+            DualEncoder(str(model_path), device="cpu", precision="fp32", towers=towers).embed_texts(["a photo"])
+            seconds[towers].append(time.perf_counter() - started)
+    shutil.rmtree(model_path)
+    best = {towers: min(values) for towers, values in seconds.items()}
+    print(f"(start) ViT-L/14 both towers {best['both']:.2f} s, text tower alone {best['text']:.2f} s: "
+          f"{best['both'] / best['text']:.1f}x")  # fmt: skip
+    return best
+
+
+def native_forward(network, tensors, batch: int, repeat: int, *, fully: bool) -> float:
+    """Forward-only images/s with the image tower in bf16 (one batch, once, where bf16 is not native: slow)."""
+    import copy
+
+    import torch
+
+    reduced = copy.deepcopy(network)
+    set_image_precision(reduced, "bf16")
+    subset = tensors if fully else tensors[:batch]
+    subset = subset.to(torch.bfloat16)
+
+    def forward_all():
+        with torch.inference_mode():
+            for start in range(0, len(subset), batch):
+                reduced.get_image_features(pixel_values=subset[start : start + batch])
+
+    forward_all() if fully else None  # warm-up where it is cheap
+    found = best_rate(len(subset), forward_all, repeat if fully else 1)
+    print(f"(c') forward only bf16:   {found:6.2f} images/s" + ("" if fully else " (not native: one batch)"))
+    return found
+
+
+def mount_rates(work: Path, ours_run, count: int, args) -> tuple[float, float]:
+    """Ours on the latency mount and on the local disk, alternated, best of each."""
+    mountpoint = work / "mount"
+    process = mounted(work / "source", mountpoint, args.latency)
+    if process is None:
+        print("(mount) not measured: FUSE or fusepy is not available")
+        return float("nan"), float("nan")
+    try:
+        mount, local = [], []
+        for index in range(max(2, args.repeat // 2)):
+            mount.append(rate(count, timed(lambda index=index: ours_run(f"m{index}", mountpoint))))
+            local.append(rate(count, timed(lambda index=index: ours_run(f"l{index}"))))
+            for name in (f"sorted-m{index}", f"sorted-l{index}"):
+                shutil.rmtree(work / name, ignore_errors=True)
+    finally:
+        unmount(mountpoint, process)
+    print(f"(mount) {args.latency * 1000:.0f} ms per open and read: {max(mount):6.2f} images/s, local disk"
+          f" {max(local):6.2f}: {max(mount) / max(local):.2f}x")  # fmt: skip
+    return max(mount), max(local)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=256)
@@ -78,6 +184,9 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true", help="measure only ours and the forward pass")
     parser.add_argument("--model", choices=("vit-b32", "vit-l14"), default="vit-b32")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--latency", type=float, default=0.03, help="seconds per open and read on the mount")
+    parser.add_argument("--skip-mount", action="store_true", help="no latency mount")
+    parser.add_argument("--startup", action="store_true", help="also time loading ViT-L/14 whole vs text tower")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
 
@@ -89,8 +198,17 @@ def main() -> None:
         shape = VIT_B32 if args.model == "vit-b32" else VIT_L14
         model_path = save_clip(work / "model", config=clip_config(**shape))
         files = replicate(args.corpus, work / "source", args.files)
-        encoder = DualEncoder(str(model_path), device="cpu").load()
-        network, batch = encoder.network, args.batch_size
+        capabilities = cpu_capabilities()
+        print(f"CPU: {capabilities['name']}, {capabilities['cores']} cores, flags {capabilities['flags']},"
+              f" oneDNN bf16 {capabilities['mkldnn_bf16']}: native bf16 {native_bf16()}")  # fmt: skip
+        probe_started = time.perf_counter()
+        encoder = DualEncoder(str(model_path), device="cpu", precision="auto").load()  # ours: auto
+        load_seconds = time.perf_counter() - probe_started
+        print(f"auto chose {encoder.precision} (loading with the probe: {load_seconds:.2f} s)")
+        reference = encoder
+        if encoder.precision != "fp32":
+            reference = DualEncoder(str(model_path), device="cpu", precision="fp32").load()
+        network, batch = reference.network, args.batch_size
         print(f"{args.model}: {len(files)} files, batch {batch}, torch threads {torch.get_num_threads()}")
 
         # (c) forward only, on tensors decoded beforehand with the model's own processor
@@ -111,8 +229,8 @@ def main() -> None:
 
         # Alternate the two measurements and keep each one's best: this machine's speed drifts by
         # 10% between runs, and the best of several is what each method can do.
-        def ours_run(index: int):
-            result = sort_images(work / "source", work / f"sorted-{index}", LABELS, model=str(model_path),
+        def ours_run(index, source=work / "source"):
+            result = sort_images(source, work / f"sorted-{index}", LABELS, model=str(model_path),
                                  encoder=encoder, batch_size=batch, progress_bar=False, use_cache=False,
                                  decode_workers=args.decode_workers)  # fmt: skip
             assert result.status_counts == {"sorted": len(files)}, result.status_counts
@@ -125,14 +243,19 @@ def main() -> None:
             wall, cpu = cpu_timed(lambda index=index: ours_run(index))
             ours_rates.append(rate(len(files), wall))
             ours_cpu.append(cpu)
-            shutil.rmtree(work / f"sorted-{index}")
+            shutil.rmtree(work / f"sorted-{index}", ignore_errors=True)
             print(f"  round {index + 1}: forward only {forwards[-1]:6.2f}, ours {ours_rates[-1]:6.2f} images/s")
         forward, ours = max(forwards), max(ours_rates)
+        native = native_forward(network, tensors, batch, args.repeat, fully=native_bf16())
+        mount_rate, local_rate = float("nan"), ours
+        if not args.skip_mount:
+            mount_rate, local_rate = mount_rates(work, ours_run, len(files), args)
+        start = startup(work, max(2, args.repeat // 2)) if args.startup else {}
         # each round's two runs are neighbours in time, so their ratio is steadier than either rate
         round_ratios = sorted(o / f for o, f in zip(ours_rates, forwards))
         median_ratio = round_ratios[len(round_ratios) // 2]
         print(f"(c) forward only:        {forward:6.2f} images/s (best of {args.repeat})")
-        print(f"ours (sort_images):      {ours:6.2f} images/s (best of {args.repeat})")
+        print(f"ours (sort_images, {encoder.precision}): {ours:6.2f} images/s (best of {args.repeat})")
         print(f"ours / forward only, median of rounds: {median_ratio:.2f}x")
         # CPU seconds are steadier than wall time on a shared machine: on a saturated CPU,
         # throughput is the cores divided by the CPU seconds each image costs.
@@ -167,8 +290,15 @@ def main() -> None:
                 "forward_only_cpu_seconds": forward_cpu,
                 "ours_cpu_seconds": ours_cpu,
             },  # fmt: skip
+            "cpu": capabilities,
+            "precision_chosen": encoder.precision,
+            "load_seconds_with_probe": load_seconds,
+            "startup_seconds": start,
             "images_per_second": {
                 "ours": ours,
+                "forward_only_bf16": native,
+                "ours_on_latency_mount": mount_rate,
+                "ours_on_local_disk_beside_the_mount": local_rate,
                 "pipeline_per_image": single,
                 "pipeline_batched": batched,
                 "forward_only": forward,
@@ -177,6 +307,8 @@ def main() -> None:
                 "ours_vs_pipeline_per_image": ours / single,
                 "ours_vs_pipeline_batched": ours / batched,
                 "ours_vs_forward_only": ours / forward,
+                "forward_bf16_vs_fp32": native / forward,
+                "mount_vs_local_disk": mount_rate / local_rate,
                 "ours_vs_forward_only_median_of_rounds": median_ratio,
                 "ours_vs_forward_only_by_cpu_seconds": cpu_ratio,
             },

@@ -30,6 +30,7 @@ OPERATIONS = ("copy", "move")
 PREPROCESS_MODES = ("fast", "exact")
 PROMPT_MODES = ("average", "best")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # of the image tower; see pipeline/precision.py
 MEGABYTE = 1024 * 1024
 
 
@@ -60,6 +61,7 @@ class SortOptions:
     use_cache: bool = True  # keep image embeddings in SMART_SORTER_HOME so new labels need no image pass
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
     max_image_mb: int = 256  # a larger file is hashed (streamed) but not decoded: an error row says so
+    precision: str = "auto"  # the image tower's: fp16 on CUDA, bf16 where native and faster, else fp32
 
     def __post_init__(self) -> None:
         if self.output_file is not None and not isinstance(self.output_file, Path):
@@ -67,6 +69,12 @@ class SortOptions:
         _check_choice("operation", self.operation, OPERATIONS)
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         _check_choice("prompt mode", self.prompt_mode, PROMPT_MODES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if self.preprocess == "exact" and self.precision not in ("auto", "fp32"):
+            raise OptionError(
+                f"The exact preprocessing reproduces the model's own scores, which needs fp32; precision"
+                f" {self.precision} would change them. Use precision auto or fp32 with it, or the fast preprocessing."
+            )
         if not (self.device in DEVICES or self.device.startswith(("cuda:", "mps:"))):
             raise OptionError(f"device must be one of {', '.join(DEVICES)} or cuda:N; got {self.device!r}.")
         if self.batch_size < 1:
@@ -88,6 +96,11 @@ class SortOptions:
                 f"The template {self.template!r} needs exactly one {{}} where the label goes and no other "
                 'braces; write it like "This is a photo of {}.", or "{}" to use labels as written.'
             )
+
+    @property
+    def model_precision(self) -> str:
+        """The precision the encoder is asked for: the exact preprocessing implies fp32."""
+        return "fp32" if self.preprocess == "exact" else self.precision
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

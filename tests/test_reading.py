@@ -167,3 +167,45 @@ def test_workers_read_in_parallel_threads(tmp_path):
         (tmp_path / f"{index}.jpg").write_bytes(b"x")
     stream(find_images(tmp_path).files, lambda data: names.add(threading.current_thread().name))
     assert names and all(name.startswith("smart-sorter-decode") for name in names)
+
+
+def test_reads_wait_in_many_threads_while_decoding_keeps_to_its_workers(tmp_path, monkeypatch):
+    """A network file system's latency is hidden by many reads in flight; decoding uses only its workers."""
+    import time
+
+    from smart_sorter.pipeline import reading
+
+    for index in range(40):
+        (tmp_path / f"{index}.jpg").write_bytes(image_bytes(noise_image(index % 4), "JPEG"))
+    lock, reading_now, most_reading, waiting, most_waiting = threading.Lock(), [0], [0], [0], [0]
+    real_read = reading.read_file
+
+    def slow_read(found, **options):  # 50 ms per file, as a remote disk
+        with lock:
+            reading_now[0] += 1
+            most_reading[0] = max(most_reading[0], reading_now[0])
+        time.sleep(0.05)
+        with lock:
+            reading_now[0] -= 1
+            waiting[0] += 1
+            most_waiting[0] = max(most_waiting[0], waiting[0])
+        return real_read(found, **options)
+
+    decoders = set()
+
+    def prepare(data):
+        with lock:
+            waiting[0] -= 1
+        decoders.add(threading.current_thread().name)
+        return len(data)
+
+    monkeypatch.setattr(reading, "read_file", slow_read)
+    files = find_images(tmp_path).files
+    started = time.perf_counter()
+    items = stream(files, prepare, readers=8, workers=2)
+    seconds = time.perf_counter() - started
+    assert [item.found.relative for item in items] == [found.relative for found in files]  # in order
+    assert all(item.pixels and not item.error for item in items)
+    assert most_reading[0] >= 6 and seconds < 40 * 0.05 / 3  # in one thread it would take 2 s
+    assert len(decoders) <= 2 and all(name.startswith("smart-sorter-decode") for name in decoders)
+    assert most_waiting[0] <= 8  # bytes held between reading and decoding: at most one file per reader

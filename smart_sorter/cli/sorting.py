@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..options import DEVICES, OPERATIONS, PREPROCESS_MODES, SortOptions
+from ..options import DEVICES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, SortOptions
 from .arguments import DEFAULTS, add_label_arguments, add_verbose, labels_given, setting
 from .printing import print_outcome, say
 
@@ -103,6 +103,11 @@ def _add_model_arguments(model: argparse._ArgumentGroup) -> None:
         default=DEFAULTS.preprocess,
         help="fast decoding (default), or exactly the model's own processor (scores equal the pipeline's)",
     )
+    model.add_argument(
+        "--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+        help="number format of the image model: auto (default) is fp16 on a GPU, bf16 on a CPU that computes it"
+        " natively when a short test shows it faster, else fp32; --preprocess exact implies fp32",
+    )  # fmt: skip
     model.add_argument(
         "--max-image-mb", "--max_image_mb", type=setting("max_image_mb", int, WHOLE_NUMBER),
         default=DEFAULTS.max_image_mb, metavar="MB",

@@ -32,8 +32,11 @@ def cache_home() -> Path:
 
 
 def model_key(model: dict[str, Any], preprocess: str) -> str:
-    """Identifies the embeddings a model makes: id and revision, or a local folder's fingerprint."""
+    """Identifies the embeddings a model makes: id and revision, or a local folder's fingerprint, and the
+    image tower's precision (fp32 adds nothing, so keys written before precisions were chosen still match)."""
     key = f"{model['id']}@{model.get('revision') or ''}#{preprocess}"
+    if model.get("precision", "fp32") != "fp32":
+        key += f"/{model['precision']}"
     folder = Path(str(model["id"])).expanduser()
     if folder.is_dir():
         digest = hashlib.sha256()

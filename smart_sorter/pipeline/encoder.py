@@ -78,17 +78,24 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_pretrained(location: str, revision: str | None, **options: Any) -> tuple[Any, Any, Any]:
+def _from_pretrained(location: str, revision: str | None, text_only: bool, **options: Any) -> tuple[Any, Any, Any]:
     from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
 
-    network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision, **options)
+    from .text_tower import load_text_side
+
+    network = load_text_side(location, revision, **options) if text_only else None
+    if network is None or not is_dual_encoder(network):
+        network = AutoModelForZeroShotImageClassification.from_pretrained(location, revision=revision, **options)
     tokenizer = AutoTokenizer.from_pretrained(location, revision=revision, **options)
     processor = AutoImageProcessor.from_pretrained(location, revision=revision, **options)
     return network, tokenizer, processor
 
 
-def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, Any, Any]:
+def load_model_parts(model: str, *, revision: str | None = None, text_only: bool = False) -> tuple[Any, Any, Any]:
     """(model, tokenizer, image processor) from a hub id or a local folder, with user-facing errors.
+
+    With `text_only`, a dual encoder comes without its image tower when its files allow that
+    (`text_tower.load_text_side`), else whole.
 
     A hub id is looked up in the local cache first; only when it is not there is the Hub asked, and a
     machine that cannot reach the Hub is told within seconds."""
@@ -104,13 +111,13 @@ def load_model_parts(model: str, *, revision: str | None = None) -> tuple[Any, A
     hub_logging.set_verbosity_error()  # its retry warnings would bury our one-line message
     try:
         try:
-            network, tokenizer, processor = _from_pretrained(location, revision, local_files_only=not local)
+            network, tokenizer, processor = _from_pretrained(location, revision, text_only, local_files_only=not local)
         except OSError:
             if local or _offline():
                 raise
             if not hub_reachable():
                 raise _load_error(model, OSError("unreachable"), hub_reachable=False) from None
-            network, tokenizer, processor = _from_pretrained(location, revision)
+            network, tokenizer, processor = _from_pretrained(location, revision, text_only)
     except (OSError, ValueError, KeyError) as error:
         raise _load_error(model, error) from error
     except ImportError as error:
@@ -123,14 +130,18 @@ def _embedding(output: Any):
     return output if hasattr(output, "shape") else output.pooler_output
 
 
-def _describe(encoder: Any, network: Any, device: str) -> dict[str, Any]:
+def _describe(encoder: Any, network: Any, device: str, dtype: Any = None) -> dict[str, Any]:
+    from .precision import precision_of
+
+    dtype = dtype if dtype is not None else next(network.parameters()).dtype
     return {
         "id": encoder.model_id,
         "revision": encoder.revision or getattr(network.config, "_commit_hash", None),
         "model_type": network.config.model_type,
         "kind": encoder.kind,
         "device": device,
-        "dtype": str(next(network.parameters()).dtype).replace("torch.", ""),
+        "dtype": str(dtype).replace("torch.", ""),
+        "precision": precision_of(dtype),  # of the image tower; part of the embedding cache's key
     }
 
 
@@ -164,8 +175,21 @@ class _ModelHolder:
         return parts
 
 
+def _auto_is_known(requested_device: str) -> bool:
+    """Whether `auto` precision can be told without timing the image tower (CUDA, or a CPU without bf16)."""
+    from .precision import native_bf16
+
+    device = pick_device(requested_device)
+    return device.startswith("cuda") or (device == "cpu" and not native_bf16())
+
+
 class DualEncoder(_ModelHolder):
-    """A CLIP-like model: images and texts embedded apart, so label texts are embedded once per run."""
+    """A CLIP-like model: images and texts embedded apart, so label texts are embedded once per run.
+
+    `precision` is that of the image tower (`precision.choose_precision`; the text tower stays
+    fp32). With `towers="text"` only the text tower is loaded at first (a re-sort from cached
+    embeddings needs no more); the whole model is loaded when an image has to be embedded.
+    """
 
     kind = "dual"
 
@@ -175,28 +199,69 @@ class DualEncoder(_ModelHolder):
         *,
         device: str = "auto",
         revision: str | None = None,
-        dtype: Any = None,
+        precision: str = "auto",
+        towers: str = "both",
         parts: tuple[Any, Any, Any] | None = None,
     ) -> None:
+        from .precision import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
         super().__init__(model, device=device, revision=revision, parts=parts)
-        self.requested_dtype = dtype
+        self.requested_precision = precision
+        self.towers = towers
+        self.precision = "fp32"  # of the image tower, once loaded
 
     @cached_property
     def _parts(self) -> tuple[Any, Any, Any]:
+        text_only = self.towers == "text" and self._loaded_parts is None
+        if text_only and self.requested_precision == "auto" and not _auto_is_known(self.requested_device):
+            text_only = False  # which precision images were embedded in needs the image tower to tell
+        parts = load_model_parts(self.model_id, revision=self.revision, text_only=True) if text_only else None
+        return self._settle(parts or self._take_parts())
+
+    def _settle(self, parts: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        """On the device, the text tower in fp32, the image tower (when loaded) in its precision."""
         import torch
 
-        network, tokenizer, processor = self._take_parts()
+        from .precision import choose_precision, image_pass_timer, set_image_precision
+        from .text_tower import has_image_tower
+
+        network, tokenizer, processor = parts
         if not is_dual_encoder(network):
             raise ModelError(
                 f"{self.model_id!r} does not embed images and texts separately; load it with load_encoder()."
             )
         device = pick_device(self.requested_device)
-        dtype = self.requested_dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
-        return network.to(device=device, dtype=dtype), tokenizer, processor
+        network = network.to(device=device, dtype=torch.float32)
+        if not has_image_tower(network):
+            self.precision = "fp32" if self.requested_precision == "auto" else self.requested_precision
+            if self.requested_precision == "auto" and device.startswith("cuda"):
+                self.precision = "fp16"
+            return network, tokenizer, processor
+        image_size = getattr(getattr(network.config, "vision_config", None), "image_size", 224)
+        timer = image_pass_timer(network, int(image_size), device)
+        self.precision = choose_precision(self.requested_precision, device, time_pass=timer)
+        if self.precision != "fp32":
+            set_image_precision(network, self.precision)
+        return network, tokenizer, processor
 
     def load(self) -> DualEncoder:
         self._parts  # noqa: B018 - loading is the point
         return self
+
+    @property
+    def has_image_tower(self) -> bool:
+        from .text_tower import has_image_tower
+
+        return has_image_tower(self._parts[0])
+
+    def load_image_tower(self) -> None:
+        """Load the whole model in place of the text tower alone (when an image must be embedded)."""
+        if self.has_image_tower:
+            return
+        full = self._settle(load_model_parts(self.model_id, revision=self.revision))
+        self.__dict__["_parts"] = full
 
     @property
     def network(self) -> Any:
@@ -214,9 +279,15 @@ class DualEncoder(_ModelHolder):
     def model_type(self) -> str:
         return self.network.config.model_type
 
+    @property
+    def image_dtype(self) -> Any:
+        from .precision import torch_dtype
+
+        return torch_dtype(self.precision)
+
     def describe(self) -> dict[str, Any]:
-        """What the run manifest records of the model."""
-        return _describe(self, self.network, str(self.device))
+        """What the run manifest records of the model (with the image tower's precision)."""
+        return _describe(self, self.network, str(self.device), self.image_dtype)
 
     @property
     def head(self) -> ScoreHead:
@@ -249,8 +320,9 @@ class DualEncoder(_ModelHolder):
         """Unnormalised image embeddings for a batch of pixel values."""
         import torch
 
+        self.load_image_tower()
         with torch.inference_mode():
-            pixels = pixel_values.to(device=self.device, dtype=next(self.network.parameters()).dtype)
+            pixels = pixel_values.to(device=self.device, dtype=self.image_dtype)
             output = self.network.get_image_features(pixel_values=pixels)
         return _embedding(output).float().cpu().numpy()
 
@@ -291,8 +363,15 @@ class PipelineClassifier(_ModelHolder):
         return table
 
 
-def load_encoder(model: str, *, device: str = "auto", revision: str | None = None) -> DualEncoder | PipelineClassifier:
-    """Load `model` once: a DualEncoder when it has separate towers, else a PipelineClassifier."""
-    parts = load_model_parts(model, revision=revision)
-    kind = DualEncoder if is_dual_encoder(parts[0]) else PipelineClassifier
-    return kind(model, device=device, revision=revision, parts=parts).load()
+def load_encoder(
+    model: str, *, device: str = "auto", revision: str | None = None, precision: str = "auto", towers: str = "both"
+) -> DualEncoder | PipelineClassifier:
+    """Load `model` once: a DualEncoder when it has separate towers, else a PipelineClassifier.
+
+    `precision` and `towers` (see DualEncoder) apply to a dual encoder."""
+    text_only = towers == "text" and (precision != "auto" or _auto_is_known(device))
+    parts = load_model_parts(model, revision=revision, text_only=text_only)
+    if not is_dual_encoder(parts[0]):
+        return PipelineClassifier(model, device=device, revision=revision, parts=parts).load()
+    encoder = DualEncoder(model, device=device, revision=revision, precision=precision, towers=towers, parts=parts)
+    return encoder.load()

@@ -1,4 +1,4 @@
-"""Reading files ahead of the model: read, hash and decode in worker threads, yielded in order.
+"""Reading files ahead of the model: read and hash in many threads, decode in a few, yielded in order.
 
 Each file is opened once, without following a symlink and without waiting on a FIFO, checked to
 be a regular file on the open descriptor, then hashed in chunks; only images within the size
@@ -29,6 +29,9 @@ from .finding import OPEN_FLAGS, FoundFile, not_regular
 MAX_IMAGE_BYTES = SortOptions.max_image_mb * MEGABYTE  # larger files are hashed (streamed) but not decoded
 _CHUNK = 1024 * 1024
 _MB = 1024 * 1024
+# Threads reading files: they mostly wait (on a network file system, tens of milliseconds per call),
+# so many can be in flight without taking CPU from decoding or the model.
+READERS = 16
 
 
 @dataclass
@@ -119,6 +122,36 @@ def _yield_to_model() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
+def _read_one(found: FoundFile, max_bytes: int, cached: frozenset[str] | set[str]) -> tuple[Prepared, bytes | None]:
+    """The file read and hashed, with its bytes when they are still to be decoded (else None)."""
+    try:
+        bytes_read = read_file(found, max_bytes=max_bytes)
+    except DecodeError as error:
+        return Prepared(found, "", error=str(error)), None
+    except MemoryError:
+        return Prepared(found, "", error="image too large for the memory available"), None
+    prepared = Prepared(found, bytes_read.sha256, cached=bytes_read.sha256 in cached)
+    if prepared.cached:
+        return prepared, None
+    if bytes_read.data is None:
+        prepared.error = _too_large(bytes_read.size, max_bytes)
+        return prepared, None
+    return prepared, bytes_read.data
+
+
+def _decode(prepare: Callable[[bytes], Any], prepared: Prepared, data: bytes, held: threading.Semaphore) -> Prepared:
+    """Prepare one file's bytes (in a decoding worker), then free its reader's slot."""
+    try:
+        prepared.pixels = prepare(data)
+    except DecodeError as error:
+        prepared.error = str(error)
+    except MemoryError:
+        prepared.error = "image too large for the memory available"
+    finally:
+        held.release()
+    return prepared
+
+
 def prepared_stream(
     files: Iterable[FoundFile],
     prepare: Callable[[bytes], Any],
@@ -128,48 +161,49 @@ def prepared_stream(
     known_hashes: Mapping[str, str] | None = None,
     cached: frozenset[str] | set[str] = frozenset(),
     max_bytes: int = MAX_IMAGE_BYTES,
+    readers: int = READERS,
 ) -> Iterator[Prepared]:
-    """Read, hash and prepare files in worker threads, `lookahead` files ahead, yielded in order.
+    """Read and hash files in `readers` threads and prepare them in `workers` threads, yielded in order.
 
-    A file whose hash is in `cached` is not decoded; one listed in `known_hashes` (unchanged since
-    it was last hashed) with a cached embedding is not even read. A file over `max_bytes` is only
-    hashed and becomes an error row.
+    Reading waits on the disk or the network and decoding on the CPU: apart, many reads can be in
+    flight (hiding a network file system's latency) while decoding uses only the cores it is given.
+    At most `readers` files' bytes are held between reading and decoding. A file whose hash is in
+    `cached` is not decoded; one listed in `known_hashes` (unchanged since it was last hashed) with a
+    cached embedding is not even read. A file over `max_bytes` is only hashed and becomes an error row.
     """
     known_hashes = known_hashes or {}
+    held = threading.BoundedSemaphore(readers)  # files read and waiting for a decoder
 
-    def work(found: FoundFile) -> Prepared:
+    def read(found: FoundFile) -> Prepared | Future[Prepared]:
         if known_hashes.get(found.relative) in cached:
             return Prepared(found, known_hashes[found.relative], cached=True)
+        held.acquire()
         try:
-            read = read_file(found, max_bytes=max_bytes)
-        except DecodeError as error:
-            return Prepared(found, "", error=str(error))
-        except MemoryError:
-            return Prepared(found, "", error="image too large for the memory available")
-        prepared = Prepared(found, read.sha256)
-        if prepared.sha256 in cached:
-            prepared.cached = True
-        elif read.data is None:
-            prepared.error = _too_large(read.size, max_bytes)
-        else:
-            try:
-                prepared.pixels = prepare(read.data)
-            except DecodeError as error:
-                prepared.error = str(error)
-            except MemoryError:
-                prepared.error = "image too large for the memory available"
-        return prepared
+            prepared, data = _read_one(found, max_bytes, cached)
+        except BaseException:
+            held.release()
+            raise
+        if data is None:
+            held.release()
+            return prepared
+        return decoders.submit(_decode, prepare, prepared, data, held)
 
-    with ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix="smart-sorter-decode", initializer=_yield_to_model
-    ) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=readers, thread_name_prefix="smart-sorter-read") as reading,
+        ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="smart-sorter-decode", initializer=_yield_to_model
+        ) as decoders,
+    ):
         iterator = iter(files)
-        pending: deque[Future[Prepared]] = deque(pool.submit(work, found) for found in islice(iterator, lookahead))
+        ahead = max(lookahead, 2 * readers)
+        pending: deque[Future[Prepared | Future[Prepared]]] = deque(
+            reading.submit(read, found) for found in islice(iterator, ahead)
+        )
         while pending:
             done = pending.popleft().result()
             for found in islice(iterator, 1):
-                pending.append(pool.submit(work, found))
-            yield done
+                pending.append(reading.submit(read, found))
+            yield done.result() if isinstance(done, Future) else done
 
 
 def chunks(items: Iterator[Prepared], size: int) -> Iterator[list[Prepared]]:

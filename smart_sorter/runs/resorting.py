@@ -77,13 +77,23 @@ def resort(
         settings = {**run.state.settings, "prompts": label_set.as_dict(), "prompt_mode": prompt_mode,
                     "threshold": threshold, "margin": margin}  # fmt: skip
         run.journal.write("run", settings=settings, resort=True)
-        encoder = encoder or load_encoder(options.model, device=options.device, revision=options.revision)
+        encoder = encoder or load_encoder(options.model, device=options.device, revision=options.revision,
+                                          precision=recorded_precision(run.manifest), towers="text")  # fmt: skip
         moved, unchanged, problems = _move_to_new_labels(run, encoder, label_set, folder_paths, options)
         columns = csv_columns(options.top_k, label_set.categories if options.multi_label else ())
         run.rewrite_tables(columns=columns, categories=label_set.categories, labels=list(label_set.categories),
                            prompts=label_set.as_dict(), folders=folders, resorted=time.strftime("%FT%T"))  # fmt: skip
         label_counts = count_rows(list(run.rows.values()), label_set.categories)[0]
         return ResortResult(moved, unchanged, label_counts, run.output_path, time.perf_counter() - started, problems)
+
+
+def recorded_precision(manifest: dict) -> str:
+    """The image precision the run embedded images in (so the cache is hit without loading the image tower);
+    runs recorded before precisions were chosen used float32, or float16 on a GPU."""
+    model = manifest.get("model") or {}
+    if model.get("precision"):
+        return str(model["precision"])
+    return {"float16": "fp16", "bfloat16": "bf16"}.get(str(model.get("dtype")), "fp32")
 
 
 def _move_to_new_labels(

@@ -1,0 +1,149 @@
+"""The number format the image tower runs in: the fastest one that stays faithful on this machine.
+
+`auto` means fp16 on a CUDA GPU. On a CPU, bf16 only where the CPU computes it natively (AMX or
+AVX512-BF16) *and* a short probe at load shows it faster than fp32 on the loaded model: on a CPU
+without native bf16 it runs about ten times slower, and even with it only a measurement tells.
+Apple's MPS is measured the same way (fp16 against fp32). The text tower always stays fp32: label
+texts are embedded once per run, so its speed does not matter and its precision keeps scores close.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# a reduced precision must be clearly faster to be chosen: within the probe's noise, fp32 is kept
+REQUIRED_GAIN = 0.8
+PROBE_BATCH = 2  # images per probe pass: a few hundred milliseconds for ViT-B/32, seconds for ViT-L/14
+PROBE_PASSES = 2  # timed passes per precision, best kept, after one warm-up pass
+_CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2")
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def precision_of(dtype: Any) -> str:
+    """The precision name of a torch dtype (float32 -> fp32)."""
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(dtype).replace("torch.", ""), "fp32")
+
+
+@lru_cache(maxsize=1)
+def cpu_capabilities() -> dict[str, Any]:
+    """What this CPU offers the model: its name, cores, the relevant flags, oneDNN's bf16 support."""
+    import os
+
+    import torch
+
+    flags: set[str] = set()
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.partition(":")[2].split())
+            elif line.startswith("model name") and not name:
+                name = line.partition(":")[2].strip()
+    except OSError:  # not Linux: the flags are unknown, oneDNN still answers
+        pass
+    try:
+        mkldnn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        mkldnn_bf16 = False
+    return {
+        "name": name,
+        "cores": os.cpu_count(),
+        "flags": {flag: flag in flags for flag in _CPU_FLAGS},
+        "mkldnn_bf16": mkldnn_bf16,
+    }
+
+
+def native_bf16(capabilities: dict[str, Any] | None = None) -> bool:
+    """Whether the CPU computes bf16 in hardware (oneDNN agrees and AMX or AVX512-BF16 is there)."""
+    found = capabilities or cpu_capabilities()
+    flags = found["flags"]
+    return bool(found["mkldnn_bf16"] and (flags.get("amx_bf16") or flags.get("avx512_bf16")))
+
+
+def choose_precision(
+    requested: str,
+    device: str,
+    *,
+    time_pass: Callable[[str], float],
+    native: Callable[[], bool] = native_bf16,
+) -> str:
+    """The precision to run the image tower in.
+
+    `time_pass(precision)` returns the seconds one forward pass takes in that precision on the
+    loaded model; it is called only when a choice needs measuring. `native()` tells whether this
+    CPU has bf16 in hardware.
+    """
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda"):
+        return "fp16"
+    if device.startswith("mps"):
+        candidate = "fp16"
+    elif native():
+        candidate = "bf16"
+    else:
+        return "fp32"
+    reference = time_pass("fp32")
+    return candidate if time_pass(candidate) < REQUIRED_GAIN * reference else "fp32"
+
+
+def vision_modules(network: Any) -> list[str]:
+    """Names of the network's children that make up its image tower (vision_model, visual_projection)."""
+    return [name for name, _ in network.named_children() if "vision" in name or "visual" in name]
+
+
+def set_image_precision(network: Any, precision: str) -> None:
+    """Cast the image tower to `precision` in place; the text tower and the logit scale stay as they are.
+
+    A network whose image tower has no recognisable name is cast whole."""
+    dtype = torch_dtype(precision)
+    names = vision_modules(network)
+    if not names:
+        network.to(dtype=dtype)
+    for name in names:
+        getattr(network, name).to(dtype=dtype)
+
+
+def image_pass_timer(network: Any, image_size: int, device: Any) -> Callable[[str], float]:
+    """A `time_pass` for `choose_precision` that runs the loaded network's image tower.
+
+    The reduced precision is timed on a copy of the image tower, so the fp32 weights are not lost
+    when fp32 turns out faster."""
+    import torch
+
+    pixels = torch.rand(PROBE_BATCH, 3, image_size, image_size, device=device)
+
+    def time_pass(precision: str) -> float:
+        probe = network
+        if precision != "fp32" and not vision_modules(network):
+            probe = copy.deepcopy(network)
+            set_image_precision(probe, precision)
+        elif precision != "fp32":
+            probe = copy.copy(network)  # shares the text tower; the image tower is copied
+            probe._modules = dict(network._modules)
+            for name in vision_modules(network):
+                probe._modules[name] = copy.deepcopy(network._modules[name])
+            set_image_precision(probe, precision)
+        dtype = torch_dtype(precision)
+        timings = []
+        with torch.inference_mode():
+            for _ in range(1 + PROBE_PASSES):
+                started = time.perf_counter()
+                probe.get_image_features(pixel_values=pixels.to(dtype))
+                if str(device).startswith("mps"):
+                    torch.mps.synchronize()
+                timings.append(time.perf_counter() - started)
+        return min(timings[1:])
+
+    return time_pass
