@@ -172,8 +172,8 @@ def test_a_labels_file_path_in_the_labels_box_is_read_as_a_labels_file(toy_clip,
 
 
 def test_the_form_shows_the_defaults_of_sort_options_and_builds_sort_options(tmp_path):
-    fields = ("model", "operation", "batch_size", "top_k", "template", "preprocess", "multi_label", "copy_tags",
-              "dry_run")  # fmt: skip
+    fields = ("model", "operation", "batch_size", "top_k", "template", "preprocess", "precision", "multi_label",
+              "copy_tags", "dry_run")  # fmt: skip
 
     def shown(app: SorterApp) -> dict[str, object]:
         return {name: getattr(app, name).value for name in fields}
@@ -194,6 +194,8 @@ def test_the_form_shows_the_defaults_of_sort_options_and_builds_sort_options(tmp
     assert app.settings().options == chosen  # device, which the form does not show, is kept too
     app.batch_size.value, app.threshold.value = 16, 0.0
     assert app.settings().options == chosen.with_changes(batch_size=16, threshold=None)
+    app.preprocess.value, app.precision.value = "fast", "bf16"
+    assert app.settings().options.precision == "bf16"
 
 
 def test_a_bad_setting_is_a_sentence_before_anything_runs(tmp_path):

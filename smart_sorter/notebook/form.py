@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..options import PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.thumbnails import thumbnail_uri
 from ..runs.outcome import Progress, SortResult
 from . import colab
@@ -199,6 +199,10 @@ class SorterApp(widgets.VBox):
         self.preprocess = widgets.Dropdown(
             options=PREPROCESS_MODES, value=defaults.preprocess, description="Preprocess", style=style
         )
+        # auto: fp16 on a GPU, bf16 where the CPU has it natively and it is faster, else fp32
+        self.precision = widgets.Dropdown(
+            options=PRECISIONS, value=defaults.precision, description="Precision", style=style
+        )
         self.dry_run = widgets.Checkbox(
             value=defaults.dry_run, description="Dry run (plan only, touch no file)", **checkbox
         )
@@ -216,6 +220,7 @@ class SorterApp(widgets.VBox):
                     self.multi_label,
                     self.copy_tags,
                     self.preprocess,
+                    self.precision,
                     self.dry_run,
                 ]
             ),
@@ -348,6 +353,7 @@ class SorterApp(widgets.VBox):
             multi_label=self.multi_label.value,
             copy_tags=self.copy_tags.value,
             preprocess=self.preprocess.value,
+            precision=self.precision.value,
             dry_run=self.dry_run.value,
         )
         return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
@@ -437,19 +443,25 @@ class SorterApp(widgets.VBox):
         self._undo_armed_for = None
         self.undo.description, self.undo.button_style = UNDO_LABEL, ""
 
-    def _loaded_encoder(self, model: str) -> Any:
+    def _loaded_encoder(self, options: SortOptions) -> Any:
         from ..pipeline.encoder import load_encoder
 
-        if self._encoder is None or self._encoder[0] != model:
+        key = (options.model, options.model_precision, options.device)
+        if self._encoder is None or self._encoder[0] != key:
             self._encoder = None  # the old model is let go before the new one loads
-            self._encoder = (model, load_encoder(model))
+            self._encoder = (
+                key,
+                load_encoder(
+                    options.model, device=options.device, revision=options.revision, precision=options.model_precision
+                ),
+            )
         return self._encoder[1]
 
     def _sort(self, settings: FormSettings) -> None:
         from ..runs.sorting import sort_images
 
         started = time.perf_counter()
-        encoder = self._loaded_encoder(settings.options.model)
+        encoder = self._loaded_encoder(settings.options)
         if not self._stop_event.is_set():
             self._say("Sorting ...")
         result = sort_images(
@@ -477,8 +489,7 @@ class SorterApp(widgets.VBox):
             prompt_mode=options.prompt_mode,
             threshold=options.threshold,
             margin=options.margin,
-            encoder=self._loaded_encoder(options.model),
-        )
+        )  # with the run's own model and precision: from the cache, the text tower alone is loaded
         self.resort.layout.display = "none"
         self._say(html.escape(result.summary(), quote=False).replace("\n", "<br>"), kind="done")
         self.progress.bar_style = "success"
