@@ -119,11 +119,9 @@ def test_label_texts_are_embedded_once_per_run(tiny_clip, mixed_images, tmp_path
 
 
 def test_half_precision_runs_on_the_cpu_close_to_full(tiny_clip, mixed_images):
-    import torch
-
     full = DualEncoder(str(tiny_clip), device="cpu").load()
-    half = DualEncoder(str(tiny_clip), device="cpu", dtype=torch.float16).load()
-    assert half.describe()["dtype"] == "float16"
+    half = DualEncoder(str(tiny_clip), device="cpu", precision="fp16").load()
+    assert half.describe()["precision"] == "fp16"
     prepare = Preprocessor(full.image_processor, "fast")
     batch = prepare.collate([prepare.prepare(p.read_bytes()) for p in sorted(mixed_images.iterdir())])
     np.testing.assert_allclose(half.embed_images(batch), full.embed_images(batch), atol=0.05)
