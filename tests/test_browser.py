@@ -122,7 +122,8 @@ def test_sorts_the_sample_images_through_the_page(browser, voila_url, toy_clip, 
     assert page.locator(".smart-sorter-counts td").count() >= 8  # label and count cells
     thumbnails = page.locator("img[src^='data:image/jpeg']")
     assert thumbnails.count() >= 4
-    assert thumbnails.first.evaluate("image => image.naturalWidth") > 0  # decoded by the browser
+    # decoded by the browser (a data URI decodes soon after it is in the page, not always at once)
+    page.wait_for_function("() => document.querySelector(\"img[src^='data:image/jpeg']\").naturalWidth > 0")
     page.locator(".smart-sorter-app").screenshot(path=screenshot_path(tmp_path, "notebook-form.png"))
 
     page.get_by_role("button", name="Undo").click()  # asks first

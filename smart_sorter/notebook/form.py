@@ -546,6 +546,8 @@ class SorterApp(widgets.VBox):
         if result.resumed_files:
             parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")
         self.counts.value = _counts_table(result.label_counts)
+        if not result.dry_run:  # before the status line, so that what it announces is already shown
+            self.results.value = _previews(result.table, result.destination, result.label_counts)
         if result.already_done:
             self.progress.max = self.progress.value = max(total, 1)
             self.progress.bar_style = "success"
@@ -569,5 +571,3 @@ class SorterApp(widgets.VBox):
         else:
             self._say(f"Finished in {_duration(seconds)}: {', '.join(parts)}. Table: {where}", kind="done")
             self.progress.bar_style = "success"
-        if not result.dry_run:
-            self.results.value = _previews(result.table, result.destination, result.label_counts)
