@@ -119,6 +119,8 @@ class Sorter:
         for warning in plan.labels.warnings():
             self.notify(warning)
         scan = find_images(plan.source, exclude=(plan.destination,))
+        purpose = "dry run" if self.options.dry_run else "sorting run"
+        DestinationLock(plan.destination, purpose).check_free()  # busy: said at once, before anything is read
         state = self._state(plan)
         if not scan.files and not state.files:
             passed = [f"{scan.skipped_other} other files skipped"] if scan.skipped_other else []
@@ -138,7 +140,7 @@ class Sorter:
         except OSError as error:
             reason = error.strerror or error
             raise DestinationError(f"Cannot create the destination {str(plan.destination)!r}: {reason}.") from None
-        with DestinationLock(plan.destination, "dry run" if self.options.dry_run else "sorting run"):
+        with DestinationLock(plan.destination, purpose):
             state = _discard_empty_run(self._state(plan), plan)  # read again: now no one else writes
             return self._run_locked(plan, scan, state)
 
