@@ -103,6 +103,7 @@ class Sorter:
         self.on_progress = on_progress
         self._started = time.perf_counter()
         self._model_seconds = 0.0
+        self._retried: set[str] = set()  # files tried again after an error: read and hashed anew, never trusted
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier:
@@ -183,7 +184,7 @@ class Sorter:
             for row in recovery.finished
         ]
         found = {item.relative for item in scan.files}
-        retry = state.to_retry() & found  # errors that may pass, for files still there: tried again
+        retry = self._retried = state.to_retry() & found  # errors that may pass, for files still there: tried again
         rows = [row for row in state.done_rows if row["file"] not in retry] + finished if resuming else []
         done = {row["file"] for row in rows}
         to_place = [
@@ -343,8 +344,8 @@ class Sorter:
 
         stream = prepared_stream(
             files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
-            known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes,
-            max_bytes=options.max_image_mb * MEGABYTE,
+            known_hashes=scorer.known_hashes([found for found in files if found.relative not in self._retried]),
+            cached=scorer.cached_hashes, max_bytes=options.max_image_mb * MEGABYTE,
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
