@@ -118,6 +118,20 @@ def test_file_hashes_are_kept_for_names_that_are_not_utf8(home, tmp_path):
     store.close()
 
 
+def test_a_hash_is_kept_with_the_size_and_time_the_file_had_when_it_was_hashed(home, tmp_path):
+    """A file changed between its hashing and its remembering is read again next time, not trusted."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"jpeg bytes")
+    when_hashed = (path.stat().st_size, path.stat().st_mtime_ns)
+    path.write_bytes(b"other jpeg bytes")  # changed meanwhile
+    store = EmbeddingCache()
+    store.remember_hashes([(path, "abc", when_hashed)])
+    assert store.known_hash(path) is None
+    store.remember_hashes([(path, "def", (path.stat().st_size, path.stat().st_mtime_ns))])
+    assert store.known_hash(path) == "def"
+    store.close()
+
+
 def test_a_cache_written_by_an_older_version_opens_and_keeps_its_hashes(home, tmp_path):
     path = tmp_path / "photo.jpg"
     path.write_bytes(b"jpeg bytes")

@@ -260,6 +260,18 @@ def test_a_busy_destination_is_one_sentence(photo_folder, tiny_clip, tmp_path, c
     assert len(read_table(out / "output.csv")) == 6  # the run is still there
 
 
+def test_a_busy_destination_is_said_before_its_run_or_model_is_looked_at(photo_folder, tiny_clip, tmp_path, capsys):
+    """Another source (or other labels) into a destination a run is working on: busy, not 'another run'."""
+    out = tmp_path / "out"
+    assert sort(photo_folder, out, tiny_clip) == 0
+    capsys.readouterr()
+    with DestinationLock(out, "sorting run"):
+        assert sort(photo_folder, out, tiny_clip, labels="a red car,a blue car") == 1
+        assert "is in use by a sorting run (process" in one_line_error(capsys)
+        assert sort(photo_folder, out, "nobody/no-such-model") == 1  # not even the model is loaded
+        assert "is in use by a sorting run (process" in one_line_error(capsys)
+
+
 def test_cache_clear_says_what_it_cleared(photo_folder, tiny_clip, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))
     assert sort(photo_folder, tmp_path / "out", tiny_clip) == 0

@@ -58,6 +58,24 @@ def test_a_new_log_never_writes_over_a_file_that_is_there(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["output.csv"]
 
 
+def test_a_table_holding_only_this_logs_header_is_continued(tmp_path):
+    """A run killed after writing its header and before journaling itself left it: the next run goes on
+    with it; a header with anything more, or another header, is still refused."""
+    path = tmp_path / "output.csv"
+    CsvLog(path, COLUMNS).close()
+    log = CsvLog(path, COLUMNS)
+    log.write([row("a.jpg")])
+    log.close()
+    assert lines(path) == [",".join(COLUMNS), lines(path)[1]] and list(read_results(path)["file"]) == ["a.jpg"]
+    for other in (path, tmp_path / "other-columns.csv"):
+        if other != path:
+            CsvLog(other, csv_columns(3)).close()
+        before = other.read_bytes()
+        with pytest.raises(DestinationError, match="already exists"):
+            CsvLog(other, COLUMNS)
+        assert other.read_bytes() == before
+
+
 def test_replace_own_replaces_only_a_table_of_ours(tmp_path):
     path = tmp_path / "plan.csv"
     first = CsvLog(path, COLUMNS, replace_own=True)

@@ -234,6 +234,19 @@ def test_a_finished_run_run_again_says_it_was_already_done(toy_clip, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in [*out.glob("[!.]*/*"), out / "output.csv"]} == before
 
 
+def test_a_busy_destination_is_said_before_the_model_loads(tmp_path):
+    from smart_sorter.storage.lock import DestinationLock
+
+    write_shapes(tmp_path / "shapes", 2, seed=5)
+    (tmp_path / "out").mkdir()
+    app = SorterApp()
+    fill(app, tmp_path / "shapes", tmp_path / "out", tmp_path / "no-such-model")
+    with DestinationLock(tmp_path / "out", "sorting run"):
+        run(app)
+    assert "is in use by a sorting run" in app.status.value and "nothing was changed" in app.status.value
+    assert not app.start.disabled and app.resort.layout.display == "none"
+
+
 def test_a_dry_run_says_planned_points_at_the_plan_and_shows_no_thumbnails(toy_clip, tmp_path):
     write_shapes(tmp_path / "shapes", 8, seed=17)
     out = tmp_path / "sorted"

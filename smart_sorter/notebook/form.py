@@ -459,8 +459,11 @@ class SorterApp(widgets.VBox):
 
     def _sort(self, settings: FormSettings) -> None:
         from ..runs.sorting import sort_images
+        from ..storage.lock import DestinationLock
 
         started = time.perf_counter()
+        purpose = "dry run" if settings.options.dry_run else "sorting run"
+        DestinationLock(settings.destination, purpose).check_free()  # busy: said before the model loads
         encoder = self._loaded_encoder(settings.options)
         if not self._stop_event.is_set():
             self._say("Sorting ...")

@@ -99,7 +99,10 @@ class BatchScorer:
         if self.cache is not None:
             from_cache = [item.sha256 for item in items if item.cached]
             embeddings.update(self.cache.get(self.key, from_cache) if from_cache else {})
-            self.cache.remember_hashes([(Path(item.found.path), item.sha256) for item in items])
+            # with the size and time each file had when it was hashed: one changed since is read again next time
+            self.cache.remember_hashes(
+                [(Path(item.found.path), item.sha256, item.stamp) for item in items if item.stamp]
+            )
         matrix = np.stack([embeddings[item.sha256] for item in items])
         return score_images(
             matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode,

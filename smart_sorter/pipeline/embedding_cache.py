@@ -96,14 +96,20 @@ class EmbeddingCache:
             return row[2]
         return None
 
-    def remember_hashes(self, items: list[tuple[Path, str]]) -> None:
+    def remember_hashes(self, items: list[tuple[Path, str]] | list[tuple[Path, str, tuple[int, int]]]) -> None:
+        """Remember each file's hash with its size and modification time: those it had when it was hashed
+        (a third item), else those it has now."""
         rows = []
-        for path, sha256 in items:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            rows.append((_key(path), stat.st_size, stat.st_mtime_ns, sha256))
+        for path, sha256, *when_hashed in items:
+            if when_hashed:
+                size, mtime_ns = when_hashed[0]
+            else:
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+            rows.append((_key(path), size, mtime_ns, sha256))
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
 

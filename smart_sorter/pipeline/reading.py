@@ -43,6 +43,7 @@ class Prepared:
     pixels: Any = None
     error: str = ""
     cached: bool = False  # its embedding is in the cache: not decoded
+    stamp: tuple[int, int] | None = None  # size and mtime (ns) as it was hashed; None: the hash was known
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class FileBytes:
     sha256: str
     data: bytes | None
     size: int
+    stamp: tuple[int, int] = (0, 0)  # size and mtime (ns) of the open file, before it was read
 
 
 def _open(found: FoundFile) -> int:
@@ -83,7 +85,8 @@ def read_file(found: FoundFile, *, max_bytes: int = MAX_IMAGE_BYTES) -> FileByte
     """
     descriptor = _open(found)
     try:
-        size = os.fstat(descriptor).st_size
+        status = os.fstat(descriptor)
+        size = status.st_size
         digest = hashlib.sha256()
         parts: list[bytes] | None = []
         offset = 0
@@ -106,7 +109,7 @@ def read_file(found: FoundFile, *, max_bytes: int = MAX_IMAGE_BYTES) -> FileByte
     finally:
         os.close(descriptor)
     data = None if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)
-    return FileBytes(digest.hexdigest(), data, offset)
+    return FileBytes(digest.hexdigest(), data, offset, (status.st_size, status.st_mtime_ns))
 
 
 def _too_large(size: int, max_bytes: int) -> str:
@@ -130,7 +133,7 @@ def _read_one(found: FoundFile, max_bytes: int, cached: frozenset[str] | set[str
         return Prepared(found, "", error=str(error)), None
     except MemoryError:
         return Prepared(found, "", error="image too large for the memory available"), None
-    prepared = Prepared(found, bytes_read.sha256, cached=bytes_read.sha256 in cached)
+    prepared = Prepared(found, bytes_read.sha256, cached=bytes_read.sha256 in cached, stamp=bytes_read.stamp)
     if prepared.cached:
         return prepared, None
     if bytes_read.data is None:

@@ -20,6 +20,7 @@ from ..core.rows import NO_LABEL, runners_up
 from ..errors import DestinationError, PlacementError
 from ..options import CORRECTIONS_FILE_NAME, UNCERTAIN_FOLDER
 from ..storage.finished import FinishedRun
+from ..storage.tables import shown_text
 
 COLUMNS = ("file", "predicted", "label", "verdict", "reviewed")
 VERDICTS = ("right", "corrected", "wrong")
@@ -35,6 +36,7 @@ class CorrectionLog:
 
     def record(self, file: str, predicted: str, label: str) -> str:
         verdict = "right" if label == predicted else "wrong" if label == NO_LABEL else "corrected"
+        file = shown_text(file)  # as output.csv shows it: a name that is not UTF-8 with `\xNN`
         row = {"file": file, "predicted": predicted, "label": label, "verdict": verdict,
                "reviewed": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
         new_file = not self.path.exists()
@@ -80,12 +82,12 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
     result = ApplyResult()
     with FinishedRun.open(destination, purpose="applying of corrections", require_finished=False) as run:
         categories = list(run.manifest.get("labels", []))
-        placed = run.placed_by_run()
+        placed = {shown_text(file): row for file, row in run.placed_by_run().items()}  # as output.csv names them
         for file, decision in decisions.items():
             row = placed.get(file)
             if row is None:
                 continue  # not placed by this run (an error row, or identical bytes that were already there)
-            row = run.rows[file]  # as it is now: an earlier correction may have moved it
+            row = run.rows[row["file"]]  # as it is now: an earlier correction may have moved it
             label = decision["label"]
             if label != NO_LABEL and label not in categories:
                 result.problems.append(f"{file}: {label!r} is not one of the run's labels; left where it is")

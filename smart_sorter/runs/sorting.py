@@ -103,6 +103,7 @@ class Sorter:
         self.on_progress = on_progress
         self._started = time.perf_counter()
         self._model_seconds = 0.0
+        self._retried: set[str] = set()  # files tried again after an error: read and hashed anew, never trusted
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier:
@@ -119,6 +120,8 @@ class Sorter:
         for warning in plan.labels.warnings():
             self.notify(warning)
         scan = find_images(plan.source, exclude=(plan.destination,))
+        purpose = "dry run" if self.options.dry_run else "sorting run"
+        DestinationLock(plan.destination, purpose).check_free()  # busy: said at once, before anything is read
         state = self._state(plan)
         if not scan.files and not state.files:
             passed = [f"{scan.skipped_other} other files skipped"] if scan.skipped_other else []
@@ -138,7 +141,7 @@ class Sorter:
         except OSError as error:
             reason = error.strerror or error
             raise DestinationError(f"Cannot create the destination {str(plan.destination)!r}: {reason}.") from None
-        with DestinationLock(plan.destination, "dry run" if self.options.dry_run else "sorting run"):
+        with DestinationLock(plan.destination, purpose):
             state = _discard_empty_run(self._state(plan), plan)  # read again: now no one else writes
             return self._run_locked(plan, scan, state)
 
@@ -181,7 +184,7 @@ class Sorter:
             for row in recovery.finished
         ]
         found = {item.relative for item in scan.files}
-        retry = state.to_retry() & found  # errors that may pass, for files still there: tried again
+        retry = self._retried = state.to_retry() & found  # errors that may pass, for files still there: tried again
         rows = [row for row in state.done_rows if row["file"] not in retry] + finished if resuming else []
         done = {row["file"] for row in rows}
         to_place = [
@@ -341,8 +344,8 @@ class Sorter:
 
         stream = prepared_stream(
             files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
-            known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes,
-            max_bytes=options.max_image_mb * MEGABYTE,
+            known_hashes=scorer.known_hashes([found for found in files if found.relative not in self._retried]),
+            cached=scorer.cached_hashes, max_bytes=options.max_image_mb * MEGABYTE,
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()

@@ -56,11 +56,14 @@ def _undo_copies(record: FileRecord, row: dict[str, Any], destination: Path, res
         if claimed.get("temp"):
             (folder / claimed["temp"]).unlink(missing_ok=True)
         made = record.copies.get(folder_name)
-        if made is not None and made["action"] != "copied":
-            continue  # identical bytes were there before: not ours
-        target = destination / made["destination"] if made else folder / claimed.get("name", "")
-        if made is None and not claimed.get("name"):
-            continue
+        if made is not None:
+            if made["action"] != "copied":
+                continue  # identical bytes were there before: not ours
+            target = destination / made["destination"]
+        elif claimed.get("name") and claimed.get("action") == "copied":
+            target = folder / claimed["name"]  # claimed, and perhaps published, before a kill
+        else:
+            continue  # no name claimed yet, or the claim of a file that was there before: not ours
         if not holds_same_bytes(target, sha256):
             if made is not None:
                 result.kept.append(f"{made['destination']}: missing or changed since it was copied; nothing done")

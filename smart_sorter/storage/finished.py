@@ -122,13 +122,14 @@ class FinishedRun:
         return moved
 
     def _follow(self, origin: str, moved: dict[str, Any]) -> None:
-        """Record a completed move: rows naming the same file first, then the file's own `placed` and row,
-        so that a kill at any point leaves a `relocating` claim that opening finishes."""
+        """Record a completed move: rows naming the same file first, then the file's own row, then `placed`,
+        which closes its `relocating` claim: a kill at any point before it leaves the claim, which opening
+        finishes, and never a row naming where the file no longer is."""
         for other in list(self.rows.values()):
             if other["file"] != moved["file"] and other.get("destination") == origin:
                 self.record({**other, "destination": moved["destination"]})
-        self.journal.write("placed", file=moved["file"], destination=moved["destination"], action=moved["action"])
         self.record(moved)
+        self.journal.write("placed", file=moved["file"], destination=moved["destination"], action=moved["action"])
 
     def rewrite_tables(self, *, columns: tuple[str, ...] | None = None, categories: Iterable[str] = (), **manifest):
         """Write output.csv anew from the rows (in the journal's order) and update the manifest."""

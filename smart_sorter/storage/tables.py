@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..core.rows import BASE_COLUMNS
 from ..errors import DestinationError, DiskFullError, SourceError
@@ -46,7 +47,7 @@ class CsvLog:
                 os.replace(partial, path)
                 self._handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
             else:
-                self._handle = open(path, "x", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
+                self._handle = _open_new_table(path, columns)
         except FileExistsError:
             raise DestinationError(
                 f"{str(path)!r} already exists and was not written by this run; choose another destination or"
@@ -55,7 +56,7 @@ class CsvLog:
         except OSError as error:
             raise DestinationError(f"Cannot write {str(path)!r}: {error.strerror or error}.") from None
         self._writer = csv.DictWriter(self._handle, fieldnames=columns, extrasaction="ignore")
-        if resumed_rows is None:
+        if resumed_rows is None and self._handle.tell() == 0:
             self._writer.writeheader()
         self._handle.flush()
 
@@ -72,6 +73,26 @@ class CsvLog:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk was already reported; the rows written are kept
             self._handle.close()
+
+
+def _header(columns: tuple[str, ...]) -> bytes:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerow(columns)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _open_new_table(path: Path, columns: tuple[str, ...]) -> TextIO:
+    """A new table, never over an existing file; but a file holding nothing but this table's header (a run
+    killed between writing it and journaling itself) is continued: only this tool writes it, and no byte
+    of it is lost."""
+    try:
+        return open(path, "x", newline="", encoding="utf-8")
+    except FileExistsError:
+        header = _header(columns)
+        with open(path, "rb") as existing:
+            if existing.read(len(header) + 1) != header:
+                raise
+        return open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the run
 
 
 def shown_text(text: str) -> str:
