@@ -18,7 +18,7 @@ from .retrying import retry_io
 
 # Files placed at once. Placing mostly waits (opening, reading and syncing files; on Google Drive tens of
 # milliseconds per call), so files placed in parallel hide that wait where one at a time would add it up.
-PLACERS = 8
+PLACERS = 16  # on the 30 ms latency mount: 9 files/s one at a time, 60 with 8 threads, 80-90 with 16
 
 
 @dataclass(frozen=True)
