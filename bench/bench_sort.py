@@ -11,7 +11,7 @@ on one machine, each after a warm-up, and reported as ratios:
   (c') the same forward pass with the image tower in bf16 (on a CPU without native bf16, one batch)
   (ours) smart_sorter.sort_images, copying every file, with the model already loaded and the
          embedding cache off (every image goes through the model, as on a first run), at
-         precision auto (the probe decides) and, when auto chose otherwise, at fp32
+         precision auto (the probe decides), or at the --precision given (fp32: the 0.85x goal)
   (mount) ours on the same files through a FUSE mount adding --latency seconds per open and read
          (bench/latency_mount.py, needs fusepy and /dev/fuse), against ours on the local disk
   (start) with --startup: loading ViT-L/14 (random weights) whole vs its text tower alone, each
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -32,12 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from smart_sorter.pipeline.cpu_threads import let_idle_threads_sleep  # noqa: E402
+
+let_idle_threads_sleep()  # as the command line does, before torch loads (OMP_WAIT_POLICY=ACTIVE to compare)
+
 from smart_sorter import sort_images  # noqa: E402
 from smart_sorter.pipeline.encoder import DualEncoder  # noqa: E402
 from smart_sorter.pipeline.precision import cpu_capabilities, native_bf16, set_image_precision  # noqa: E402
 from tests.factories import VIT_B32, VIT_L14, clip_config, save_clip  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "telegram-32"
+CORPUS = Path(os.environ.get("SMART_SORTER_CORPUS", ROOT.parent / "shared" / "corpus" / "telegram-32"))
 LABELS = [
     "screenshot of a newspaper article",
     "a picture of a person",
@@ -81,7 +86,6 @@ def best_rate(count: int, function, repeat: int) -> float:
 
 def mounted(source: Path, mountpoint: Path, latency: float):
     """Start the latency mount of `source` at `mountpoint`; returns the process (None if FUSE is missing)."""
-    import os
     import subprocess
 
     mountpoint.mkdir()
@@ -106,7 +110,6 @@ def unmount(mountpoint: Path, process) -> None:
 
 def evict(folder: Path) -> None:
     """Drop a folder's files from the page cache, as after a reboot (only these files: others' are kept)."""
-    import os
 
     for path in folder.iterdir():
         descriptor = os.open(path, os.O_RDONLY)
@@ -183,6 +186,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="rounds of forward-only and ours, best kept")
     parser.add_argument("--skip-pipeline", action="store_true", help="measure only ours and the forward pass")
     parser.add_argument("--model", choices=("vit-b32", "vit-l14"), default="vit-b32")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="ours' precision")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--latency", type=float, default=0.03, help="seconds per open and read on the mount")
     parser.add_argument("--skip-mount", action="store_true", help="no latency mount")
@@ -202,14 +206,15 @@ def main() -> None:
         print(f"CPU: {capabilities['name']}, {capabilities['cores']} cores, flags {capabilities['flags']},"
               f" oneDNN bf16 {capabilities['mkldnn_bf16']}: native bf16 {native_bf16()}")  # fmt: skip
         probe_started = time.perf_counter()
-        encoder = DualEncoder(str(model_path), device="cpu", precision="auto").load()  # ours: auto
+        encoder = DualEncoder(str(model_path), device="cpu", precision=args.precision).load()
         load_seconds = time.perf_counter() - probe_started
-        print(f"auto chose {encoder.precision} (loading with the probe: {load_seconds:.2f} s)")
+        print(f"{args.precision} chose {encoder.precision} (loading with the probe: {load_seconds:.2f} s)")
         reference = encoder
         if encoder.precision != "fp32":
             reference = DualEncoder(str(model_path), device="cpu", precision="fp32").load()
         network, batch = reference.network, args.batch_size
-        print(f"{args.model}: {len(files)} files, batch {batch}, torch threads {torch.get_num_threads()}")
+        print(f"{args.model}: {len(files)} files, batch {batch}, torch threads {torch.get_num_threads()},"
+              f" OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")  # fmt: skip
 
         # (c) forward only, on tensors decoded beforehand with the model's own processor
         processor = encoder.image_processor
@@ -316,6 +321,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                 "processor": platform.processor(),
             },  # fmt: skip
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -190,3 +190,33 @@ def test_the_estimate_is_a_note_after_the_first_batch(tiny_clip, tmp_path):
     assert notes == ["About 3 minutes for 400 images at 2.0 images/s."]
     sorter._advise_on_speed(4, 2.0, 2000)  # over ten minutes on a CPU: and what would be faster
     assert notes[-1].startswith("About 17 minutes for 2,000 images") and "GPU" in notes[-1]
+
+
+# Threads ---------------------------------------------------------------------------------------
+def test_the_command_line_lets_idle_model_threads_sleep_before_torch_loads():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from smart_sorter.cli import main; assert 'torch' not in sys.modules\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    found = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    assert found.stdout.strip().splitlines()[-1] == "PASSIVE"
+    found = subprocess.run([sys.executable, "-c", code], env={**environment, "OMP_WAIT_POLICY": "ACTIVE"},
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert found.stdout.strip().splitlines()[-1] == "ACTIVE"  # the user's own choice is kept
+
+
+def test_the_wait_policy_is_left_alone_once_torch_is_loaded(monkeypatch):
+    import sys
+
+    from smart_sorter.pipeline.cpu_threads import let_idle_threads_sleep
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
+    assert not let_idle_threads_sleep()  # OpenMP has read its settings: changing them would only mislead
+    assert "OMP_WAIT_POLICY" not in __import__("os").environ

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from ..pipeline.cpu_threads import let_idle_threads_sleep
 from .arguments import DEFAULTS, add_label_arguments, verbose_values
 from .runs import cache_command, resort_command, undo_command
 from .sorting import EXAMPLE, build_parser, options_from, sort_command
@@ -25,6 +26,7 @@ VALIDATION_COMMANDS = ("sample", "evaluate", "report")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    let_idle_threads_sleep()  # before torch loads: idle model threads then leave the cores to decoding
     argv = verbose_values(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     if command in COMMANDS:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import OptionError, OtherRunError, SmartSorterError
 from ..options import PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..pipeline.cpu_threads import let_idle_threads_sleep
 from ..pipeline.thumbnails import thumbnail_uri
 from ..runs.outcome import Progress, SortResult
 from . import colab
@@ -127,6 +128,7 @@ class SorterApp(widgets.VBox):
         model: str | None = None,
         options: SortOptions | None = None,
     ) -> None:
+        let_idle_threads_sleep()  # before torch loads (the first run loads it): idle model threads leave the cores
         self.defaults = (options or SortOptions()).with_changes(**({"model": model} if model else {}))
         defaults = self.defaults
         self._thread: threading.Thread | None = None

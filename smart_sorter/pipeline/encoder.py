@@ -320,9 +320,11 @@ class DualEncoder(_ModelHolder):
         """Unnormalised image embeddings for a batch of pixel values."""
         import torch
 
+        from .gpu import to_device
+
         self.load_image_tower()
         with torch.inference_mode():
-            pixels = pixel_values.to(device=self.device, dtype=self.image_dtype)
+            pixels = to_device(pixel_values, self.device, self.image_dtype)
             output = self.network.get_image_features(pixel_values=pixels)
         return _embedding(output).float().cpu().numpy()
 

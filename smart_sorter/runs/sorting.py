@@ -32,7 +32,7 @@ from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.reading import Prepared, chunks, prepared_stream
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
-from ..storage.organising import Organiser, Recovery, recover
+from ..storage.organising import Organiser, Recovery, ToPlace, recover
 from ..storage.tables import CsvLog, read_manifest, write_manifest
 from .outcome import Progress, SortResult
 from .planning import RunPlan, check_same_run, plan_run
@@ -335,7 +335,7 @@ class Sorter:
             entries = [(item.found.relative, item.sha256, item.error) for item in chunk]
             new_rows = batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
                                   margin=options.margin, multi_label=options.multi_label)  # fmt: skip
-            done = [self._place(organiser, item.found.path, row, plan) for item, row in zip(chunk, new_rows)]
+            done = organiser.place_all([self._to_place(item, row, plan) for item, row in zip(chunk, new_rows)])
             organiser.sync()
             log.write(done)
             rows.extend(done)
@@ -349,7 +349,7 @@ class Sorter:
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
-        # One placing thread: files are copied while the model embeds the next batch, in order.
+        # One placing thread: a batch's files are placed (several at once) while the model embeds the next.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
             for number, chunk in enumerate(chunks(stream, options.batch_size)):
@@ -369,11 +369,12 @@ class Sorter:
         if cache is not None:
             cache.close()
 
-    def _place(self, organiser: Organiser, path: Path, row: dict[str, Any], plan: RunPlan) -> dict[str, Any]:
+    def _to_place(self, item: Prepared, row: dict[str, Any], plan: RunPlan) -> ToPlace:
+        path = item.found.path
         if row["status"] == "error":
-            return organiser.finish(row)
+            return ToPlace(path, None, row)
         folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
-        return organiser.place(path, folder, row, self._copies_to(row, plan.folder_paths))
+        return ToPlace(path, folder, row, self._copies_to(row, plan.folder_paths))
 
     def _copies_to(self, row: dict[str, Any], folder_paths: dict[str, Path]) -> list[Path]:
         """The folders a sorted file is also copied into: those of its other tags, when asked."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,19 @@ class Journal:
         # A file name that is not UTF-8 reaches Python with surrogate escapes; written as `\udcXX` JSON
         # escapes they read back as the same name, and the journal stays valid UTF-8.
         self._handle = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - whole run
+        self._lock = threading.Lock()  # files are placed in several threads: one whole line at a time
         if self._handle.tell() and not path.read_bytes().endswith(b"\n"):
             self._handle.write("\n")  # a line torn by a crash stays alone and is skipped when read
 
     def write(self, event: str, **fields: Any) -> None:
-        self._handle.write(json.dumps({"event": event, **fields}, ensure_ascii=False, default=str) + "\n")
-        self._handle.flush()
+        line = json.dumps({"event": event, **fields}, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self._handle.write(line)
+            self._handle.flush()
 
     def sync(self) -> None:
-        self._handle.flush()
+        with self._lock:
+            self._handle.flush()
         os.fsync(self._handle.fileno())
 
     def close(self) -> None:

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import PlacementError
 from .journal import FileRecord, Journal, JournalState
-from .placing import candidate_names, holds_same_bytes, place_file
+from .placing import candidate_names, clash_key, holds_same_bytes, place_file
 from .retrying import retry_io
+
+# Files placed at once. Placing mostly waits (opening, reading and syncing files; on Google Drive tens of
+# milliseconds per call), so files placed in parallel hide that wait where one at a time would add it up.
+PLACERS = 16  # on the 30 ms latency mount: 9 files/s one at a time, 60 with 8 threads, 80-90 with 16
+
+
+@dataclass(frozen=True)
+class ToPlace:
+    """One scored file to place: its source, its label folder (None for an error row, only recorded),
+    its row, and the folders of its other tags to copy it into."""
+
+    source: Path
+    folder: Path | None
+    row: dict[str, Any]
+    copies_to: Sequence[Path] = ()
 
 
 class Organiser:
@@ -93,6 +110,45 @@ class Organiser:
         if self.operation == "move":
             self._write("removed", file=relative)
         return self.finish({**row, "destination": destination, "action": placement.action}, copies_to)
+
+    def place_all(self, files: Sequence[ToPlace], *, workers: int = PLACERS) -> list[dict[str, Any]]:
+        """Place several files at once and return their final rows in order.
+
+        Files whose names could clash (`placing.clash_key`: the same name up to case and `__N`) are
+        placed one after another, in order, by one thread, so every file gets the name a serial run
+        would give it; each file's claim is journaled before its step, as for `place`. After an error
+        (a full disk) no further file is started, and the first error is raised once the others stop."""
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(files):
+            groups.setdefault(clash_key(item.source.name), []).append(index)
+        rows: list[dict[str, Any] | None] = [None] * len(files)
+        failed = threading.Event()
+
+        def place_group(indexes: list[int]) -> None:
+            for index in indexes:
+                if failed.is_set():
+                    return
+                item = files[index]
+                try:
+                    rows[index] = self._place_one(item)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        if workers <= 1 or len(groups) <= 1:
+            place_group(list(range(len(files))))
+        else:
+            threads = min(workers, len(groups))
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smart-sorter-place") as pool:
+                futures = [pool.submit(place_group, indexes) for indexes in groups.values()]
+            for future in futures:
+                future.result()  # raises the first group's error
+        return [row for row in rows if row is not None]
+
+    def _place_one(self, item: ToPlace) -> dict[str, Any]:
+        if item.folder is None:
+            return self.finish(item.row)
+        return self.place(item.source, item.folder, item.row, item.copies_to)
 
     def _planned(self, source: Path, folder: Path) -> str:
         """Where a dry run would put `source`: the first name free in its folder and in the plan."""

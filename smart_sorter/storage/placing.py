@@ -38,9 +38,11 @@ import ctypes
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,7 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO put in a file's place does not hang
+_NUMBERED = re.compile(r"(.+?)__\d+", re.DOTALL)  # a clash's name: stem__2
 # Where names can be resolved relative to an open folder (not on Windows), every step does so.
 _AT = {os.open, os.link, os.unlink, os.stat, os.rename, os.mkdir} <= os.supports_dir_fd
 
@@ -103,6 +106,18 @@ def candidate_names(name: str) -> Iterator[str]:
     while True:
         yield f"{stem}__{number}{suffix}"
         number += 1
+
+
+def clash_key(name: str) -> str:
+    """What two file names share when placing one could change the name the other gets: the name without
+    its `__N` endings, case-folded (FAT, exFAT and macOS ignore case). `a.jpg`, `A__2.jpg` and
+    `a__2__3.jpg` share a key, so files placed in parallel that have different keys never compete
+    for a name."""
+    path = Path(unicodedata.normalize("NFC", name).casefold())
+    stem, suffix = (path.stem, path.suffix) if path.stem else (path.name, "")
+    while (numbered := _NUMBERED.fullmatch(stem)) is not None:
+        stem = numbered.group(1)
+    return stem + suffix
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
