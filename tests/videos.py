@@ -58,3 +58,68 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def write_timed_frames(path: Path, moments: list[float], *, size: int = 16, codec: str = "libx264") -> Path:
+    """A video whose frames are shown at the given moments (seconds): variable frame rate, or an hour
+    with three frames."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=1000)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for index, moment in enumerate(moments):
+            pixels = np.full((size, size, 3), (index * 37) % 256, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = round(moment * 1000)
+            frame.time_base = Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_many_tiny_frames(path: Path, count: int, *, fps: int = 1000) -> Path:
+    """`count` frames of 16x16 pixels: a stream whose decoding costs by number, not size."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        stream.codec_context.gop_size = count  # one keyframe: reaching any moment means decoding up to it
+        pixels = np.zeros((16, 16, 3), dtype=np.uint8)
+        for index in range(count):
+            pixels[:] = index % 256
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_raw_avi(path: Path, size: int = 16, frames: int = 5) -> Path:
+    """Uncompressed frames in AVI: their size comes from the headers alone (see `claim_size`)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("rawvideo", rate=5)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        for _ in range(frames):
+            pixels = np.zeros((size, size, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def claim_size(path: Path, width: int, height: int) -> Path:
+    """An AVI whose headers claim another frame size than its frames have (as a hostile file might)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    for marker in (b"avih", b"strf"):
+        start = data.index(marker)
+        offset = start + 8 + (32 if marker == b"avih" else 4)  # avih: dwWidth after 8 DWORDs; strf: biWidth
+        data[offset : offset + 8] = struct.pack("<ii", width, height)
+    path.write_bytes(bytes(data))
+    return path

@@ -21,14 +21,14 @@ MULTI_LABEL_THRESHOLD = 0.5  # a category's own score at or above it makes a tag
 
 
 def csv_columns(top_k: int, tag_categories: tuple[str, ...] = (), *, copies: bool = False) -> tuple[str, ...]:
-    """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`, then what a
-    video adds (`kind`, `frames`, `duration`, `time`); in multi-label mode also `tags`, `copies` (when
+    """output.csv's columns: the chosen label, what a video adds (`kind`, `frames`, `duration`, `time`),
+    then `label_2, score_2, ...` up to `top_k`; in multi-label mode also `tags`, `copies` (when
     files are copied into each tag's folder), a `score:<category>` and a `time:<category>` column per
     category."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
     tags = ("tags", *(("copies",) if copies else ()), *(f"score:{category}" for category in tag_categories))
     times = tuple(f"time:{category}" for category in tag_categories)
-    return BASE_COLUMNS + runners_up + VIDEO_COLUMNS + (tags + times if tag_categories else ())
+    return BASE_COLUMNS + VIDEO_COLUMNS + runners_up + (tags + times if tag_categories else ())
 
 
 def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:

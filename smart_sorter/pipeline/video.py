@@ -15,6 +15,7 @@ PyAV (`av`) is the `video` extra: it is imported here alone, inside the function
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from ..options import MAX_VIDEO_FRAMES as MAX_SAMPLED_FRAMES  # per video, whate
 MAX_DECODED_FRAMES = 3000  # frames decoded to reach the sampled ones (a 2-minute 25 fps stretch)
 MAX_DECODE_SECONDS = 60.0  # wall-clock seconds per video; the frames sampled by then are scored
 MAX_VIDEO_PIXELS = 8192 * 8192  # a larger frame is refused unread (FFmpeg would allocate it)
-SEEK_GAP = 2.0  # seconds: a nearer moment is reached by decoding on rather than seeking
+SEEK_FRAMES = 48  # a moment fewer frames ahead is reached by decoding on rather than seeking
+SEEK_GAP = 2.0  # ... or fewer seconds ahead, when the frame rate is unknown
 VIDEO_EXTRA = "pip install 'smart-sorter[video]'"
 SNIFF_BYTES = 512  # three MPEG-TS packets' sync bytes are within it
 # Container signatures: ISO BMFF (MP4, MOV, M4V, 3GP), EBML (WebM, MKV), RIFF AVI, FLV, MPEG-TS.
@@ -84,7 +86,7 @@ class Sampling:
     def targets(self, duration: float) -> list[float]:
         """The moments (seconds) to sample in a video of `duration`, at most MAX_SAMPLED_FRAMES."""
         if self.every:
-            count = min(MAX_SAMPLED_FRAMES, int(duration / self.every) + 1)
+            count = min(MAX_SAMPLED_FRAMES, max(1, math.ceil(duration / self.every - 1e-9)))
             step = max(self.every, duration / count)
             return [index * step for index in range(count)]
         count = min(self.frames, MAX_SAMPLED_FRAMES)
@@ -178,33 +180,42 @@ def _to_image(frame: Any, short_side: int | None) -> Any:
     return _upright(image, getattr(frame, "rotation", 0) or 0)
 
 
+def _far(gap: float, rate: float | None) -> bool:
+    """Whether a moment `gap` seconds ahead is better reached by seeking than by decoding on."""
+    return gap * rate > SEEK_FRAMES if rate else gap > SEEK_GAP
+
+
 def _sample_moments(container: Any, stream: Any, targets: list[float], budget: _Budget) -> list[Any]:
-    """The first frame at or after each target (the last frame for targets past the end), seeking to
-    a far target unless seeking has been seen to land before where decoding already was."""
-    chosen: list[Any] = []
-    position, seeking, frames = -1.0, True, None
+    """The first frame at or after each target (the last frame for targets past the end). A far target
+    is reached by seeking to the keyframe before it, until a seek lands no later than the one before
+    (a video with one keyframe: seeking again would decode the same frames again)."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0) or None
     base = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+    chosen: list[Any] = []
+    frames, current, seeking, last_landing = None, None, True, -1.0
     for target in targets:
-        if frames is None or (seeking and target - position > SEEK_GAP):
-            if frames is not None or target > SEEK_GAP:
-                container.seek(int((base + target) / stream.time_base), stream=stream, backward=True)
+        if current is not None and current[0] >= target - 1e-6:
+            continue  # the frame decoded last already reaches this moment
+        far = _far(target - (current[0] if current else 0.0), rate)
+        sought = far and seeking and (frames is not None or target > SEEK_GAP)
+        if sought:
+            container.seek(int((base + target) / stream.time_base), stream=stream, backward=True)
+        if frames is None or sought:
             frames = _frames(container, stream, budget)
-            landed = None
-        last = None
+        landed, ended = not sought, True
         for frame in frames:
-            moment = (frame.time or 0.0) - base
-            if landed is None:
-                landed = moment
-                if 0 <= landed <= position:
-                    seeking = False  # the keyframe before the target is one already passed
-            last = frame
-            position = moment
-            if moment >= target - 1e-6:
+            current = ((frame.time or 0.0) - base, frame)
+            if not landed:
+                landed = True
+                seeking = current[0] > last_landing
+                last_landing = current[0]
+            if current[0] >= target - 1e-6:
+                ended = False
                 break
-        if last is None:
-            break  # the stream ended (or the budget did): the later targets are past it
-        if not chosen or chosen[-1][0] != position:
-            chosen.append((position, last))
+        if current is not None and (not chosen or chosen[-1][0] != current[0]):
+            chosen.append(current)
+        if ended:
+            break  # the stream (or the budget) ended: later moments are past it
     return chosen
 
 
@@ -248,7 +259,7 @@ def sample_video(
         except (av.error.FFmpegError, OSError, ValueError) as error:
             raise DecodeError(f"unreadable video ({_reason(error)})") from None
     if not images:
-        raise DecodeError("no frame could be decoded (the video is truncated or damaged)")
+        raise DecodeError("no frame could be decoded (the video is truncated, damaged, or its frame size is invalid)")
     return VideoFrames(tuple(moment for moment, _ in images), duration, [prepare(image) for _, image in images])
 
 
