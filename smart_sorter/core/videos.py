@@ -86,10 +86,10 @@ def aggregate(
     return MediaScores(np.stack(probabilities), np.stack(best_prompt), stacked_independent, tuple(series))
 
 
-def best_time(series: FrameSeries, category: int, *, tags: bool = False) -> float:
-    """The time of the frame that matched `category` best (by its own tag score with `tags`)."""
-    values = series.independent if tags and series.independent is not None else series.probabilities
-    return float(series.times[int(np.argmax(values[:, category]))])
+def best_time(series: FrameSeries, category: int) -> float:
+    """The time of the frame that matched `category` best among the labels: by its probability, also for
+    tags (a tag's own score saturates near 1 on many frames and cannot tell them apart)."""
+    return float(series.times[int(np.argmax(series.probabilities[:, category]))])
 
 
 def video_fields(row: dict[str, Any], series: FrameSeries, labels: LabelSet, *, multi_label: bool) -> dict[str, Any]:
@@ -98,10 +98,10 @@ def video_fields(row: dict[str, Any], series: FrameSeries, labels: LabelSet, *, 
     categories = labels.categories
     fields: dict[str, Any] = {"kind": "video", "frames": len(series.times), "duration": _seconds(series.duration)}
     if row.get("label") in categories:
-        fields["time"] = _seconds(best_time(series, categories.index(row["label"]), tags=multi_label))
+        fields["time"] = _seconds(best_time(series, categories.index(row["label"])))
     if multi_label:
         for tag in [tag for tag in str(row.get("tags") or "").split("; ") if tag]:
-            fields[f"time:{tag}"] = _seconds(best_time(series, categories.index(tag), tags=True))
+            fields[f"time:{tag}"] = _seconds(best_time(series, categories.index(tag)))
     tops = series.probabilities.argmax(axis=1)
     fields[FRAME_DETAIL] = [
         [_seconds(time), categories[int(top)], float(series.probabilities[index, top])]
