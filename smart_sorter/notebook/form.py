@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
-from ..pipeline.thumbnails import thumbnail_uri
+from ..options import OUTPUT_FILE_NAME, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..pipeline.thumbnails import thumbnail_uri, video_strip
 from ..runs.outcome import Progress, SortResult
+from ..storage.frame_table import read_frame_times
 from . import colab
 from .colab import in_colab
 
@@ -78,8 +79,34 @@ def _counts_table(label_counts: dict[str, int]) -> str:
     return f"<table class='smart-sorter-counts'><tr><th>label</th><th>files</th></tr>{cells}</table>"
 
 
-def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: int = THUMBNAILS_PER_LABEL) -> str:
-    """A few of the most confident files of each label folder, as embedded thumbnails."""
+def _preview(row: Any, destination: Path, frame_times: dict[str, list[float]]) -> str:
+    """A file's thumbnail; a video's strip of scored frames with their times, its best match outlined."""
+    title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
+    if row.get("kind") != "video":
+        uri = thumbnail_uri(destination / row["destination"], 120)
+        return "" if uri is None else f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>"
+    best = float(row["time"]) if str(row.get("time", "")) not in ("", "nan") else None
+    strip = video_strip(destination / row["destination"], frame_times.get(row["file"], []), best, size=90)
+    frames = "".join(
+        f"<span style='display:inline-block;text-align:center;font-size:10px;margin:1px;"
+        f"border:2px solid {'#2b7bd9' if frame.best else 'transparent'}'>"
+        f"<img src='{frame.image}' title='{title} at {frame.time:.1f} s' style='height:60px;display:block'>"
+        f"{frame.time:.1f} s{' &#9733;' if frame.best else ''}</span>"
+        for frame in strip
+    )
+    return f"<span style='display:inline-block;margin:2px;vertical-align:top' title='{title}'>{frames}</span>"
+
+
+def _previews(
+    table: Any,
+    destination: Path,
+    counts: dict[str, int],
+    per_label: int = THUMBNAILS_PER_LABEL,
+    csv_path: Path | None = None,
+) -> str:
+    """A few of the most confident files of each label folder, as embedded thumbnails (a video as a strip
+    of its frames, the best match marked)."""
+    frame_times = read_frame_times(csv_path or destination / OUTPUT_FILE_NAME)
     blocks = []
     for label in counts:
         if label == UNCERTAIN_FOLDER:
@@ -88,12 +115,7 @@ def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: 
             chosen = table[(table["status"] == "sorted") & (table["label"] == label)]
         chosen = chosen[chosen["destination"].astype(bool)]
         chosen = chosen.assign(score=chosen["score"].astype(float)).sort_values("score", ascending=False)
-        images = []
-        for _, row in chosen.head(per_label).iterrows():
-            uri = thumbnail_uri(destination / row["destination"], 120)
-            if uri is not None:
-                title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
-                images.append(f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>")
+        images = [_preview(row, destination, frame_times) for _, row in chosen.head(per_label).iterrows()]
         shown = "".join(images) or "<i>none</i>"
         blocks.append(f"<div><b>{html.escape(label)}</b> ({counts[label]})<br>{shown}</div>")
     return "".join(blocks)
@@ -570,4 +592,6 @@ class SorterApp(widgets.VBox):
             self._say(f"Finished in {_duration(seconds)}: {', '.join(parts)}. Table: {where}", kind="done")
             self.progress.bar_style = "success"
         if not result.dry_run:
-            self.results.value = _previews(result.table, result.destination, result.label_counts)
+            self.results.value = _previews(
+                result.table, result.destination, result.label_counts, csv_path=result.csv_path
+            )

@@ -263,6 +263,20 @@ def sample_video(
     return VideoFrames(tuple(moment for moment, _ in images), duration, [prepare(image) for _, image in images])
 
 
+def frames_at(source: Any, moments: list[float], *, short_side: int | None = None) -> list[tuple[float, Any]]:
+    """The frames at (or just after) `moments`, as (time, upright RGB Pillow image): for previews.
+    An unreadable video gives what could be decoded, maybe nothing; never an error."""
+    import av
+
+    try:
+        with av.open(source, mode="r", metadata_errors="replace") as container:
+            stream = _check_stream(container)
+            chosen = _sample_moments(container, stream, sorted(moments), _Budget())
+            return [(moment, _to_image(frame, short_side)) for moment, frame in chosen]
+    except (DecodeError, av.error.FFmpegError, OSError, ValueError, EOFError):
+        return []
+
+
 def _reason(error: BaseException) -> str:
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return text.split(": '")[0].strip().rstrip(";")

@@ -49,3 +49,18 @@ def write_frame_table(csv_path: Path, rows: Sequence[dict[str, Any]]) -> Path | 
         writer.writerows(shown_row(frame) for frame in frames)
     os.replace(partial, path)
     return path
+
+
+def read_frame_times(csv_path: Path) -> dict[str, list[float]]:
+    """The scored frames' times of each video in the frames table beside `csv_path` ({} when there is none)."""
+    path = frames_path(Path(csv_path))
+    times: dict[str, list[float]] = {}
+    if not _ours_or_absent(path) or not path.is_file():
+        return times
+    with open(path, newline="", encoding="utf-8") as handle:
+        for frame in csv.DictReader(handle):
+            try:
+                times.setdefault(frame["file"], []).append(float(frame["time"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return times
