@@ -233,6 +233,7 @@ def test_a_kill_while_a_large_video_is_copied_then_the_same_command_places_each_
     assert main(["undo", str(out)]) == 0
     assert tree_hashes(source) == before
     assert not tree_hashes(out)
+    assert not (out / "frames.csv").exists() and len(list(out.glob("frames-undone-*.csv"))) == 1
 
 
 @pytest.mark.slow

@@ -128,7 +128,8 @@ class Sorter:
             raise SourceError(
                 f"No images found in {str(plan.source)!r}"
                 + (f" ({'; '.join(passed)})" if passed else "")
-                + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted."
+                + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted, and videos"
+                " (MP4, MOV, WebM, MKV, AVI, ...) with the video extra."
             )
         self._check_source_writable(scan)
         self._started = time.perf_counter()
