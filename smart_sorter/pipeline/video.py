@@ -243,7 +243,9 @@ def sample_video(
     try:
         container = av.open(source, mode="r", metadata_errors="replace")
     except (av.error.FFmpegError, OSError, ValueError, EOFError) as error:
-        raise DecodeError(f"not a readable video ({_reason(error)})") from None
+        raise DecodeError(
+            f"not a readable video ({_reason(error)}): damaged or incomplete, as an interrupted download is"
+        ) from None
     with container:
         stream = _check_stream(container)
         stream.thread_type = "SLICE"  # frame threading holds frames back, which seeking throws away
