@@ -24,6 +24,7 @@ from tests.videos import (  # noqa: E402
     write_raw_avi,
     write_timed_frames,
     write_video,
+    write_without_duration,
 )
 
 RED, BLUE = "red circle", "blue square"
@@ -172,6 +173,13 @@ def test_variable_frame_rate_and_sparse_videos_report_the_frames_real_times(tmp_
     assert set(times_of(sparse, Sampling(every=1.0))) <= {0.0, 1800.0, 3600.0}
     variable = write_timed_frames(tmp_path / "vfr.mp4", [0, 0.05, 0.5, 0.55, 2.0, 2.01, 3.5])
     assert set(times_of(variable, Sampling(frames=8))) <= {0, 0.05, 0.5, 0.55, 2.0, 2.01, 3.5}
+
+
+def test_a_video_that_does_not_say_how_long_it_is_is_sampled_from_its_start(tmp_path):
+    path = write_without_duration(tmp_path / "live.webm", frames=50, fps=10)
+    frames = sample_video(str(path), Sampling(frames=8), sizes)
+    assert frames.duration is None
+    assert frames.times == pytest.approx((0.0, 1.0, 2.0, 3.0, 4.0, 4.9), abs=0.01)  # a frame a second, to its end
 
 
 def test_decoding_a_video_is_bounded_by_the_frames_it_may_decode(tmp_path, monkeypatch):

@@ -123,3 +123,32 @@ def claim_size(path: Path, width: int, height: int) -> Path:
         data[offset : offset + 8] = struct.pack("<ii", width, height)
     path.write_bytes(bytes(data))
     return path
+
+
+def write_without_duration(path: Path, frames: int = 50, fps: int = 10) -> Path:
+    """A WebM written as a live recording is (to a stream that cannot seek back): no duration, no cues."""
+    import io
+
+    import av
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = io.BytesIO()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, chunk) -> int:
+            return self.data.write(chunk)
+
+    output = Unseekable()
+    with av.open(output, "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=fps)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            pixels = np.full((32, 32, 3), index * 5 % 256, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    path.write_bytes(output.data.getvalue())
+    return path

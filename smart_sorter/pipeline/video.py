@@ -83,8 +83,12 @@ class Sampling:
         how = "keyframes" if self.keyframes else f"every={self.every:g}" if self.every else f"frames={self.frames}"
         return f"{how};max={MAX_SAMPLED_FRAMES}"
 
-    def targets(self, duration: float) -> list[float]:
-        """The moments (seconds) to sample in a video of `duration`, at most MAX_SAMPLED_FRAMES."""
+    def targets(self, duration: float | None) -> list[float]:
+        """The moments (seconds) to sample in a video of `duration`, at most MAX_SAMPLED_FRAMES. Of a video
+        whose container does not say how long it is (a live recording), one every `every` seconds (every
+        second for evenly spaced frames) from its start, as far as it goes."""
+        if not duration:
+            return [index * (self.every or 1.0) for index in range(MAX_SAMPLED_FRAMES if self.every else self.frames)]
         if self.every:
             count = min(MAX_SAMPLED_FRAMES, max(1, math.ceil(duration / self.every - 1e-9)))
             step = max(self.every, duration / count)
@@ -255,7 +259,7 @@ def sample_video(
             if sampling.keyframes:
                 chosen = _sample_keyframes(container, stream, duration, budget)
             else:
-                targets = sampling.targets(duration) if duration else [0.0]
+                targets = sampling.targets(duration)
                 chosen = _sample_moments(container, stream, targets, budget)
             images = [(moment, _to_image(frame, short_side)) for moment, frame in chosen]
         except (av.error.FFmpegError, OSError, ValueError) as error:
