@@ -39,7 +39,7 @@ from .video import (
     video_support,
 )
 
-VIDEOS_AHEAD = 2  # videos sampled ahead of the model, each holding its frames (a few MB)
+VIDEOS_AHEAD = 2  # videos sampled ahead of the model per worker, each holding its frames (a few MB)
 
 
 @dataclass
@@ -122,12 +122,13 @@ class MediaScorer:
             return Prepared(found, sha256, error="video too large for the memory available")
         return Prepared(found, sha256, pixels=frames)
 
-    def _videos(self, videos: list[FoundFile], known: dict[str, str]) -> Iterator[Prepared]:
-        with ThreadPoolExecutor(1, thread_name_prefix="smart-sorter-video", initializer=_yield_to_model) as worker:
+    def _videos(self, videos: list[FoundFile], known: dict[str, str], workers: int) -> Iterator[Prepared]:
+        """Videos sampled in `workers` threads (as many as decode images: on a GPU, decoding is what waits)."""
+        with ThreadPoolExecutor(workers, thread_name_prefix="smart-sorter-video", initializer=_yield_to_model) as pool:
             pending: deque[Future[Prepared]] = deque()
             for found in videos:
-                pending.append(worker.submit(self._read_video, found, known.get(found.relative)))
-                if len(pending) > VIDEOS_AHEAD:
+                pending.append(pool.submit(self._read_video, found, known.get(found.relative)))
+                if len(pending) > VIDEOS_AHEAD * workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -147,7 +148,7 @@ class MediaScorer:
             [found for found in files if found.kind != "video"], self.prepare, workers=workers, lookahead=lookahead,
             known_hashes=known, cached=self.cached, max_bytes=max_bytes,
         )  # fmt: skip
-        videos = self._videos([found for found in files if found.kind == "video"], known)
+        videos = self._videos([found for found in files if found.kind == "video"], known, workers)
         try:
             for found in files:
                 item = next(videos if found.kind == "video" else images)

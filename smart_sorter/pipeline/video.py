@@ -2,12 +2,13 @@
 
 Three ways to choose the frames: `frames` evenly spaced (the middle of each of N equal parts),
 `every` S seconds, or the keyframes alone (the decoder skips every other frame, so nothing between
-keyframes is decoded). To reach a chosen moment the decoder seeks to the keyframe before it, unless
-that moment is near or seeking has been seen not to help (a video with one keyframe). Every video is
-bounded: at most `MAX_SAMPLED_FRAMES` frames sampled, `MAX_DECODED_FRAMES` decoded and
-`MAX_DECODE_SECONDS` spent; a frame larger than `MAX_VIDEO_PIXELS` is refused before it is decoded.
-Frames are converted to RGB at reduced size (twice the model's input on the short side, as JPEGs are
-drafted), turned upright by the stream's rotation, and given to `prepare` as Pillow images.
+keyframes is decoded). For the first two, frames no other frame depends on are not decoded either,
+and a chosen moment is reached by seeking to the keyframe before it, unless that moment is near or
+seeking has been seen not to help (a video with one keyframe). Every video is bounded: at most
+`MAX_SAMPLED_FRAMES` frames sampled, `MAX_DECODED_FRAMES` decoded and `MAX_DECODE_SECONDS` spent;
+a frame larger than `MAX_VIDEO_PIXELS` is refused before it is decoded. Frames are converted to RGB at
+reduced size (twice the model's input on the short side, as JPEGs are drafted), turned upright by the
+stream's rotation, and given to `prepare` as Pillow images.
 
 PyAV (`av`) is the `video` extra: it is imported here alone, inside the functions that need it.
 """
@@ -223,6 +224,20 @@ def _sample_moments(container: Any, stream: Any, targets: list[float], budget: _
     return chosen
 
 
+def _sample_evenly(container: Any, stream: Any, targets: list[float], budget: _Budget) -> list[Any]:
+    """Frames at the targets, decoding only what later frames depend on: a frame no other frame refers
+    to (most B-frames) is skipped, so a moment that falls on one takes the next frame decoded, a frame
+    or two later (its real time is what is reported). About a third faster on H.264 with B-frames;
+    a stream that gives no frame that way (every frame skippable) is decoded whole."""
+    stream.codec_context.skip_frame = "NONREF"
+    chosen = _sample_moments(container, stream, targets, budget)
+    if not chosen:
+        stream.codec_context.skip_frame = "DEFAULT"
+        container.seek(0, stream=stream)
+        chosen = _sample_moments(container, stream, targets, budget)
+    return chosen
+
+
 def _sample_keyframes(container: Any, stream: Any, duration: float | None, budget: _Budget) -> list[Any]:
     """Every keyframe, thinned to at most MAX_SAMPLED_FRAMES evenly over the duration when it is known."""
     stream.codec_context.skip_frame = "NONKEY"
@@ -259,8 +274,7 @@ def sample_video(
             if sampling.keyframes:
                 chosen = _sample_keyframes(container, stream, duration, budget)
             else:
-                targets = sampling.targets(duration)
-                chosen = _sample_moments(container, stream, targets, budget)
+                chosen = _sample_evenly(container, stream, sampling.targets(duration), budget)
             images = [(moment, _to_image(frame, short_side)) for moment, frame in chosen]
         except (av.error.FFmpegError, OSError, ValueError) as error:
             raise DecodeError(f"unreadable video ({_reason(error)})") from None
