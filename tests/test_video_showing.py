@@ -84,3 +84,14 @@ def test_a_copied_video_missing_from_the_destination_shows_as_cannot_be_shown(so
     row = result.table.set_index("file").loc["two.webm"]
     shutil.move(out / row["destination"], out.parent / "elsewhere.webm")
     assert "(cannot be shown)" in render_report(out)
+
+
+def test_the_form_offers_the_video_sampling(tmp_path):
+    from smart_sorter.notebook.form import SorterApp
+
+    app = SorterApp()
+    app.source.value, app.destination.value = str(tmp_path / "src"), str(tmp_path / "out")
+    app.model.value, app.labels.value = "some/model", "a, b"
+    app.video_frames.value, app.video_keyframes.value = 12, True
+    options = app.settings().options
+    assert (options.video_frames, options.video_keyframes) == (12, True)

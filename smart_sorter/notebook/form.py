@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import OUTPUT_FILE_NAME, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..options import MAX_VIDEO_FRAMES, OUTPUT_FILE_NAME, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.thumbnails import thumbnail_uri, video_strip
 from ..runs.outcome import Progress, SortResult
 from ..storage.frame_table import read_frame_times
@@ -228,6 +228,13 @@ class SorterApp(widgets.VBox):
         self.dry_run = widgets.Checkbox(
             value=defaults.dry_run, description="Dry run (plan only, touch no file)", **checkbox
         )
+        # videos: frames scored evenly spaced, or the keyframes alone (fastest)
+        self.video_frames = widgets.BoundedIntText(
+            value=defaults.video_frames, min=1, max=MAX_VIDEO_FRAMES, description="Video frames", style=style
+        )
+        self.video_keyframes = widgets.Checkbox(
+            value=defaults.video_keyframes, description="Videos: keyframes only (fastest)", **checkbox
+        )
         self.advanced = _folded(
             widgets.VBox(
                 [
@@ -243,6 +250,8 @@ class SorterApp(widgets.VBox):
                     self.copy_tags,
                     self.preprocess,
                     self.precision,
+                    self.video_frames,
+                    self.video_keyframes,
                     self.dry_run,
                 ]
             ),
@@ -376,6 +385,8 @@ class SorterApp(widgets.VBox):
             copy_tags=self.copy_tags.value,
             preprocess=self.preprocess.value,
             precision=self.precision.value,
+            video_frames=self.video_frames.value,
+            video_keyframes=self.video_keyframes.value,
             dry_run=self.dry_run.value,
         )
         return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
