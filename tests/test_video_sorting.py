@@ -226,6 +226,8 @@ def test_a_kill_while_a_large_video_is_copied_then_the_same_command_places_each_
     assert not [path for path in out.rglob("*") if path.name.startswith(TEMP_PREFIX)]
     placed = tree_hashes(out)
     assert all(placed[sha] == 1 for sha in before)  # each file once, whole
+    frames = read_table(out / "frames.csv")  # rebuilt from the journal: the videos of both runs
+    assert set(frames["file"]) == {*VIDEOS, "large.mp4"}
     large = table.set_index("file").loc["large.mp4"]
     assert (large["kind"], large["label"]) == ("video", BLUE)
     assert (out / large["destination"]).stat().st_size == (source / "large.mp4").stat().st_size
