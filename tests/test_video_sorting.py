@@ -260,3 +260,19 @@ def test_hostile_videos_are_rows_of_a_run_that_finishes(tmp_path, tiny_clip):
         else:
             assert row["status"] == "error" and outcome in row["error"], (name, row["error"])
     assert ("a-fifo.mp4", "not a regular file (a FIFO)") in result.skipped
+
+
+@pytest.mark.parametrize("how", ["pipeline", "exact"])
+def test_videos_through_the_pipeline_fallback_and_the_exact_preprocessing(tmp_path, tiny_clip, how):
+    from smart_sorter.pipeline.encoder import PipelineClassifier, load_model_parts
+
+    source = tmp_path / "src"
+    write_video(source / "clip.webm", [(RED, 1.0), (BLUE, 1.0)], codec="libvpx")
+    encoder = None
+    if how == "pipeline":
+        encoder = PipelineClassifier(str(tiny_clip), device="cpu", parts=load_model_parts(str(tiny_clip)))
+    result = sort_images(source, tmp_path / "out", "a, b", model=str(tiny_clip), encoder=encoder,
+                         preprocess="exact", video_frames=4, progress_bar=False)  # fmt: skip
+    row = result.table.iloc[0]
+    assert (row["status"], row["kind"], row["frames"]) == ("sorted", "video", 4)
+    assert row["time"] in {float(time) for time in read_table(tmp_path / "out" / "frames.csv")["time"]}
