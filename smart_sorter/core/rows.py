@@ -53,7 +53,6 @@ def make_row(
     status: str = "sorted",
     error: str = "",
     action: str = "",
-    kind: str = "image",
 ) -> dict[str, Any]:
     """One output.csv row; `order`/`probabilities` are the ranked categories (empty for an error)."""
     row: dict[str, Any] = {
@@ -66,7 +65,7 @@ def make_row(
         "sha256": sha256,
         "prompt": prompt,
         "action": action,
-        "kind": kind,
+        "kind": "image",  # a video's row is given its video columns after (core.videos)
     }
     for position, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
         row[f"label_{position}"] = categories[index]
