@@ -12,6 +12,7 @@ DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 # The transformers zero-shot image pipeline's own default, so scores match it.
 DEFAULT_TEMPLATE = "This is a photo of {}."
 OUTPUT_FILE_NAME = "output.csv"
+FRAMES_FILE_NAME = "frames.csv"  # beside output.csv: every scored frame of every video
 MANIFEST_FILE_NAME = "smart-sorter-run.json"
 PLAN_FILE_NAME = "plan.csv"  # a dry run's table: where each file would go
 PLAN_MANIFEST_NAME = "smart-sorter-plan.json"
@@ -22,6 +23,7 @@ CORRECTIONS_FILE_NAME = "corrections.csv"
 STATE_FOLDER_NAME = ".smart-sorter"  # the journal and the lock
 PARTIAL_FILE_PREFIX = ".smart-sorter-partial-"  # a file being placed, before its final name
 _TABLES = (OUTPUT_FILE_NAME, PLAN_FILE_NAME, MANIFEST_FILE_NAME, PLAN_MANIFEST_NAME, REPORT_FILE_NAME)
+_TABLES += (FRAMES_FILE_NAME, f"{Path(PLAN_FILE_NAME).stem}-{FRAMES_FILE_NAME}")  # a dry run's: plan-frames.csv
 SORTER_NAMES = (*_TABLES, *(f"{name}.partial" for name in _TABLES), CORRECTIONS_FILE_NAME, STATE_FOLDER_NAME)
 # a file being placed, and the tables an undo keeps (output-undone-STAMP.csv, ...)
 SORTER_PREFIXES = (PARTIAL_FILE_PREFIX, *(f"{Path(name).stem}-undone-" for name in _TABLES))
@@ -32,6 +34,8 @@ PROMPT_MODES = ("average", "best")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # of the image tower; see pipeline/precision.py
 MEGABYTE = 1024 * 1024
+VIDEO_SCORES = ("auto", "mean", "max")  # a video's label from its frames; auto: mean, or max with tags
+MAX_VIDEO_FRAMES = 240  # frames sampled from one video at most, whatever the sampling asks
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -62,6 +66,10 @@ class SortOptions:
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
     max_image_mb: int = 256  # a larger file is hashed (streamed) but not decoded: an error row says so
     precision: str = "auto"  # the image tower's: fp16 on CUDA, bf16 where native and faster, else fp32
+    video_frames: int = 8  # frames sampled evenly from each video
+    video_every: float | None = None  # instead: a frame every this many seconds
+    video_keyframes: bool = False  # instead: the keyframes alone (fast: nothing between them is decoded)
+    video_score: str = "auto"  # a video's label: mean of its frames' probabilities, or max (best frame)
 
     def __post_init__(self) -> None:
         if self.output_file is not None and not isinstance(self.output_file, Path):
@@ -70,6 +78,7 @@ class SortOptions:
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         _check_choice("prompt mode", self.prompt_mode, PROMPT_MODES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("video score", self.video_score, VIDEO_SCORES)
         if self.preprocess == "exact" and self.precision not in ("auto", "fp32"):
             raise OptionError(
                 f"The exact preprocessing reproduces the model's own scores, which needs fp32; precision"
@@ -88,6 +97,10 @@ class SortOptions:
             raise OptionError("Copying into every tagged folder needs multi-label mode; turn it on as well.")
         if self.max_image_mb < 1:
             raise OptionError(f"the image size limit must be at least 1 MB; got {self.max_image_mb}.")
+        if not 1 <= self.video_frames <= MAX_VIDEO_FRAMES:
+            raise OptionError(f"video frames must be between 1 and {MAX_VIDEO_FRAMES}; got {self.video_frames}.")
+        if self.video_every is not None and not self.video_every > 0:
+            raise OptionError(f"the seconds between video frames must be more than 0; got {self.video_every}.")
         if self.decode_workers is not None and self.decode_workers < 1:
             raise OptionError(f"decode workers must be at least 1; got {self.decode_workers}.")
         rest = self.template.replace("{}", "", 1)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..options import DEVICES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, SortOptions
+from ..options import DEVICES, MAX_VIDEO_FRAMES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, VIDEO_SCORES, SortOptions
 from .arguments import DEFAULTS, add_label_arguments, add_verbose, labels_given, setting
 from .printing import print_outcome, say
 
@@ -60,9 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_arguments(parser.add_argument_group("labels"))
     _add_tag_arguments(parser.add_argument_group("several labels per image"))
     _add_model_arguments(parser.add_argument_group("the model"))
+    _add_video_arguments(parser.add_argument_group("videos (sorted by their frames; needs the video extra)"))
     _add_output_arguments(parser.add_argument_group("output"))
     parser.set_defaults(
-        **{name: getattr(DEFAULTS, name) for name in ("dry_run", "multi_label", "copy_tags", "use_cache")}
+        **{
+            name: getattr(DEFAULTS, name)
+            for name in ("dry_run", "multi_label", "copy_tags", "use_cache", "video_keyframes")
+        }
     )
     return parser
 
@@ -119,6 +123,28 @@ def _add_model_arguments(model: argparse._ArgumentGroup) -> None:
         action="store_false",
         help="do not keep or reuse image embeddings (kept in SMART_SORTER_HOME)",
     )
+
+
+def _add_video_arguments(videos: argparse._ArgumentGroup) -> None:
+    how = videos.add_mutually_exclusive_group()
+    how.add_argument(
+        "--video-frames", "--video_frames", type=setting("video_frames", int, WHOLE_NUMBER),
+        default=DEFAULTS.video_frames, metavar="N",
+        help=f"frames scored per video, evenly spaced ({DEFAULTS.video_frames}; at most {MAX_VIDEO_FRAMES})",
+    )  # fmt: skip
+    how.add_argument(
+        "--video-every", "--video_every", type=setting("video_every", float, "a number of seconds"),
+        metavar="SECONDS", help="instead: a frame every SECONDS seconds",
+    )  # fmt: skip
+    how.add_argument(
+        "--video-keyframes", "--video_keyframes", action="store_true",
+        help="instead: the keyframes alone (fastest: nothing between them is decoded)",
+    )  # fmt: skip
+    videos.add_argument(
+        "--video-score", "--video_score", choices=VIDEO_SCORES, default=DEFAULTS.video_score,
+        help="a video's label from its frames: mean probability, or max (what it shows at some point);"
+        " auto (default) is mean, and max for --multi-label tags",
+    )  # fmt: skip
 
 
 def _add_output_arguments(output: argparse._ArgumentGroup) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .labels import LabelSet
 from .scoring import Ranking, Scores, is_uncertain, rank
+from .videos import VIDEO_COLUMNS
 
 NO_LABEL = "none"  # the hand label "no category fits", and the prediction of an uncertain file
 BASE_COLUMNS = ("file", "label", "score", "destination", "status", "error", "sha256", "prompt", "action")
@@ -20,12 +21,14 @@ MULTI_LABEL_THRESHOLD = 0.5  # a category's own score at or above it makes a tag
 
 
 def csv_columns(top_k: int, tag_categories: tuple[str, ...] = (), *, copies: bool = False) -> tuple[str, ...]:
-    """output.csv's columns: the chosen label, then `label_2, score_2, ...` up to `top_k`; in
-    multi-label mode also `tags`, `copies` (when files are copied into each tag's folder) and a
-    `score:<category>` column per category."""
+    """output.csv's columns: the chosen label, what a video adds (`kind`, `frames`, `duration`, `time`),
+    then `label_2, score_2, ...` up to `top_k`; in multi-label mode also `tags`, `copies` (when
+    files are copied into each tag's folder), a `score:<category>` and a `time:<category>` column per
+    category."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
     tags = ("tags", *(("copies",) if copies else ()), *(f"score:{category}" for category in tag_categories))
-    return BASE_COLUMNS + runners_up + (tags if tag_categories else ())
+    times = tuple(f"time:{category}" for category in tag_categories)
+    return BASE_COLUMNS + VIDEO_COLUMNS + runners_up + (tags + times if tag_categories else ())
 
 
 def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
@@ -62,6 +65,7 @@ def make_row(
         "sha256": sha256,
         "prompt": prompt,
         "action": action,
+        "kind": "image",  # a video's row is given its video columns after (core.videos)
     }
     for position, (index, probability) in enumerate(zip(order[1:], probabilities[1:]), start=2):
         row[f"label_{position}"] = categories[index]

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..options import MAX_VIDEO_FRAMES, OUTPUT_FILE_NAME, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.cpu_threads import let_idle_threads_sleep
-from ..pipeline.thumbnails import thumbnail_uri
+from ..pipeline.thumbnails import thumbnail_uri, video_strip
 from ..runs.outcome import Progress, SortResult
+from ..storage.frame_table import read_frame_times
 from . import colab
 from .colab import in_colab
 
@@ -79,8 +80,34 @@ def _counts_table(label_counts: dict[str, int]) -> str:
     return f"<table class='smart-sorter-counts'><tr><th>label</th><th>files</th></tr>{cells}</table>"
 
 
-def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: int = THUMBNAILS_PER_LABEL) -> str:
-    """A few of the most confident files of each label folder, as embedded thumbnails."""
+def _preview(row: Any, destination: Path, frame_times: dict[str, list[float]]) -> str:
+    """A file's thumbnail; a video's strip of scored frames with their times, its best match outlined."""
+    title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
+    if row.get("kind") != "video":
+        uri = thumbnail_uri(destination / row["destination"], 120)
+        return "" if uri is None else f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>"
+    best = float(row["time"]) if str(row.get("time", "")) not in ("", "nan") else None
+    strip = video_strip(destination / row["destination"], frame_times.get(row["file"], []), best, size=90)
+    frames = "".join(
+        f"<span style='display:inline-block;text-align:center;font-size:10px;margin:1px;"
+        f"border:2px solid {'#2b7bd9' if frame.best else 'transparent'}'>"
+        f"<img src='{frame.image}' title='{title} at {frame.time:.1f} s' style='height:60px;display:block'>"
+        f"{frame.time:.1f} s{' &#9733;' if frame.best else ''}</span>"
+        for frame in strip
+    )
+    return f"<span style='display:inline-block;margin:2px;vertical-align:top' title='{title}'>{frames}</span>"
+
+
+def _previews(
+    table: Any,
+    destination: Path,
+    counts: dict[str, int],
+    per_label: int = THUMBNAILS_PER_LABEL,
+    csv_path: Path | None = None,
+) -> str:
+    """A few of the most confident files of each label folder, as embedded thumbnails (a video as a strip
+    of its frames, the best match marked)."""
+    frame_times = read_frame_times(csv_path or destination / OUTPUT_FILE_NAME)
     blocks = []
     for label in counts:
         if label == UNCERTAIN_FOLDER:
@@ -89,12 +116,7 @@ def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: 
             chosen = table[(table["status"] == "sorted") & (table["label"] == label)]
         chosen = chosen[chosen["destination"].astype(bool)]
         chosen = chosen.assign(score=chosen["score"].astype(float)).sort_values("score", ascending=False)
-        images = []
-        for _, row in chosen.head(per_label).iterrows():
-            uri = thumbnail_uri(destination / row["destination"], 120)
-            if uri is not None:
-                title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
-                images.append(f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>")
+        images = [_preview(row, destination, frame_times) for _, row in chosen.head(per_label).iterrows()]
         shown = "".join(images) or "<i>none</i>"
         blocks.append(f"<div><b>{html.escape(label)}</b> ({counts[label]})<br>{shown}</div>")
     return "".join(blocks)
@@ -208,6 +230,13 @@ class SorterApp(widgets.VBox):
         self.dry_run = widgets.Checkbox(
             value=defaults.dry_run, description="Dry run (plan only, touch no file)", **checkbox
         )
+        # videos: frames scored evenly spaced, or the keyframes alone (fastest)
+        self.video_frames = widgets.BoundedIntText(
+            value=defaults.video_frames, min=1, max=MAX_VIDEO_FRAMES, description="Video frames", style=style
+        )
+        self.video_keyframes = widgets.Checkbox(
+            value=defaults.video_keyframes, description="Videos: keyframes only (fastest)", **checkbox
+        )
         self.advanced = _folded(
             widgets.VBox(
                 [
@@ -223,6 +252,8 @@ class SorterApp(widgets.VBox):
                     self.copy_tags,
                     self.preprocess,
                     self.precision,
+                    self.video_frames,
+                    self.video_keyframes,
                     self.dry_run,
                 ]
             ),
@@ -356,6 +387,8 @@ class SorterApp(widgets.VBox):
             copy_tags=self.copy_tags.value,
             preprocess=self.preprocess.value,
             precision=self.precision.value,
+            video_frames=self.video_frames.value,
+            video_keyframes=self.video_keyframes.value,
             dry_run=self.dry_run.value,
         )
         return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
@@ -552,7 +585,9 @@ class SorterApp(widgets.VBox):
             parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")
         self.counts.value = _counts_table(result.label_counts)
         if not result.dry_run:  # before the status line, so that what it announces is already shown
-            self.results.value = _previews(result.table, result.destination, result.label_counts)
+            self.results.value = _previews(
+                result.table, result.destination, result.label_counts, csv_path=result.csv_path
+            )
         if result.already_done:
             self.progress.max = self.progress.value = max(total, 1)
             self.progress.bar_style = "success"

@@ -150,7 +150,9 @@ class ReviewApp(widgets.VBox):
             for button in buttons:
                 button.disabled = True
             return
-        self.image.value = thumbnail_jpeg(self.destination / row["destination"], PREVIEW_PIXELS) or b""
+        moment = float(row["time"]) if row.get("kind") == "video" and str(row.get("time", "")) else 0.0
+        path = self.destination / row["destination"]  # a video's frame that matched best
+        self.image.value = thumbnail_jpeg(path, PREVIEW_PIXELS, moment=moment) or b""
         others = [f"{html.escape(str(label))} ({score:.3f})" for label, score in runners_up(row)]
         shown = row["_predicted"] if row["_predicted"] != NO_LABEL else f"uncertain (best guess: {row['label']})"
         self.info.value = (

@@ -86,23 +86,35 @@ class BatchScorer:
         return {relative: sha for relative, sha in known.items() if sha in self.cached_hashes}
 
     def score(self, items: list[Any]) -> Scores:
+        """Scores of prepared files; each file's hash is remembered with its path (so it is not read again)."""
+        scores = self.score_inputs(items)
+        self.remember_hashes(items)
+        return scores
+
+    def remember_hashes(self, items: list[Any]) -> None:
+        """Each prepared file's hash with the size and time the file had when it was hashed, so that a file
+        changed since is read again next time (files whose hash was already known have no stamp)."""
+        if self.cache is not None:
+            stamped = [(Path(item.found.path), item.sha256, item.stamp) for item in items if item.stamp]
+            self.cache.remember_hashes(stamped)
+
+    def score_inputs(self, items: list[Any]) -> Scores:
+        """Scores of model inputs with `.sha256` (the cache's name of each), `.pixels` and `.cached`,
+        embedded `batch_size` at a time."""
         if isinstance(self.encoder, PipelineClassifier):
             probabilities = self.encoder.classify([item.pixels for item in items], self.prompts, self.batch_size)
             return scores_from_prompt_probabilities(probabilities, self.owner)
         embeddings: dict[str, np.ndarray] = {}
         fresh = [item for item in items if not item.cached]
-        if fresh:
-            vectors = self.encoder.embed_images(self.preprocessor.collate([item.pixels for item in fresh]))
-            embeddings.update((item.sha256, vector) for item, vector in zip(fresh, vectors))
-            if self.cache is not None:
-                self.cache.put(self.key, embeddings)
+        for start in range(0, len(fresh), self.batch_size):
+            batch = fresh[start : start + self.batch_size]
+            vectors = self.encoder.embed_images(self.preprocessor.collate([item.pixels for item in batch]))
+            embeddings.update((item.sha256, vector) for item, vector in zip(batch, vectors))
         if self.cache is not None:
+            if fresh:
+                self.cache.put(self.key, {item.sha256: embeddings[item.sha256] for item in fresh})
             from_cache = [item.sha256 for item in items if item.cached]
             embeddings.update(self.cache.get(self.key, from_cache) if from_cache else {})
-            # with the size and time each file had when it was hashed: one changed since is read again next time
-            self.cache.remember_hashes(
-                [(Path(item.found.path), item.sha256, item.stamp) for item in items if item.stamp]
-            )
         matrix = np.stack([embeddings[item.sha256] for item in items])
         return score_images(
             matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode,

@@ -5,12 +5,16 @@ by the model (id, revision, and for a local folder a fingerprint of its files), 
 mode and the SHA-256 of the image's bytes, so the same picture in another folder is found too. A
 second table remembers each file's size and modification time with its hash, so unchanged files are
 not read again; it is keyed by the path's bytes (`os.fsencode`), so names that are not valid UTF-8
-are kept as they are. Writes are committed per batch: an interrupted run keeps what it computed.
+are kept as they are. A video's frames are embeddings like any image's, named by the video's hash and
+the frame's time; a third table remembers which frames (and duration) a sampling took from each video,
+so a video sorted again with the same sampling needs neither the model nor its decoder. Writes are
+committed per batch: an interrupted run keeps what it computed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -68,6 +72,9 @@ class EmbeddingCache:
                 model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, sha256));
             CREATE TABLE IF NOT EXISTS files (
                 path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS videos (
+                sampling TEXT NOT NULL, sha256 TEXT NOT NULL, duration REAL, times TEXT NOT NULL,
+                PRIMARY KEY (sampling, sha256));
             """
         )
         self._upgrade()
@@ -133,6 +140,16 @@ class EmbeddingCache:
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
+    def videos(self, sampling: str) -> dict[str, tuple[float | None, tuple[float, ...]]]:
+        """Every video sampled with `sampling`: its hash -> (duration, frame times)."""
+        rows = self._db.execute("SELECT sha256, duration, times FROM videos WHERE sampling = ?", (sampling,))
+        return {sha256: (duration, tuple(json.loads(times))) for sha256, duration, times in rows}
+
+    def put_videos(self, sampling: str, videos: dict[str, tuple[float | None, tuple[float, ...]]]) -> None:
+        rows = [(sampling, sha, duration, json.dumps(list(times))) for sha, (duration, times) in videos.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO videos VALUES (?, ?, ?, ?)", rows)
+
     def stats(self) -> dict[str, Any]:
         models = self._db.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model").fetchall()
         files = self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
@@ -143,6 +160,7 @@ class EmbeddingCache:
         with self._db:
             self._db.execute("DELETE FROM embeddings")
             self._db.execute("DELETE FROM files")
+            self._db.execute("DELETE FROM videos")
         self._db.execute("VACUUM")
 
     def close(self) -> None:

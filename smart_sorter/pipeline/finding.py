@@ -1,4 +1,4 @@
-"""Find the images under a source folder: recursive, in a stable order, by content as well as name.
+"""Find the images and videos under a source folder: recursive, in a stable order, by content as well as name.
 
 Only regular files are opened, and never in a way that can block: a FIFO or a device named
 `.jpg` is listed as skipped, not read. What is passed over for a reason the user should know (a
@@ -14,11 +14,14 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .video import SNIFF_BYTES, VIDEO_EXTENSIONS, VIDEO_EXTRA, sniff_video_format, video_support
+
 IMAGE_EXTENSIONS = frozenset(
     [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"]
     + [".heic", ".heif", ".avif"]
 )
-_SNIFF_BYTES = 16
+_SNIFF_BYTES = SNIFF_BYTES
+NO_VIDEO_SUPPORT = f"a video; sorting videos needs the video extra: {VIDEO_EXTRA}"
 # Opening never follows a last-component symlink, never waits for a FIFO's writer, never leaks.
 OPEN_FLAGS = (
     os.O_RDONLY
@@ -85,6 +88,7 @@ class FoundFile:
     path: Path
     relative: str
     link_to: tuple[int, int] | None = None
+    kind: str = "image"  # or "video": found by its extension or its container's signature
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,22 @@ class Scan:
     skipped: tuple[Skip, ...] = ()
 
 
-def _named_like_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+def _kind_by_name(name: str) -> str | None:
+    """ "image" or "video" by the file's extension, else None."""
+    extension = os.path.splitext(name)[1].lower()
+    return "image" if extension in IMAGE_EXTENSIONS else "video" if extension in VIDEO_EXTENSIONS else None
 
 
 def _sniff(path: Path) -> str | None:
-    """The image format a regular file's first bytes announce; OSError when it cannot be opened."""
+    """ "image" or "video" by a regular file's first bytes, else None; OSError when it cannot be opened."""
     descriptor = os.open(path, OPEN_FLAGS)
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # swapped since lstat: not ours to read
             return None
-        return sniff_image_format(os.read(descriptor, _SNIFF_BYTES))
+        head = os.read(descriptor, _SNIFF_BYTES)
     finally:
         os.close(descriptor)
+    return "image" if sniff_image_format(head[:16]) else "video" if sniff_video_format(head) else None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -134,6 +141,7 @@ class _Walk:
     """The state of one walk: what is found, listed and counted."""
 
     def __init__(self, root: Path, excluded: tuple[Path, ...]) -> None:
+        self.videos = video_support()
         self.root = root
         self.excluded = excluded
         self.found: list[FoundFile] = []
@@ -165,7 +173,8 @@ class _Walk:
 
     def file(self, path: Path) -> None:
         relative = _relative(path, self.root)
-        by_name = _named_like_image(path.name)
+        kind = _kind_by_name(path.name)
+        by_name = kind is not None
         try:
             mode = os.lstat(path).st_mode
         except OSError as error:
@@ -188,14 +197,18 @@ class _Walk:
             return
         if not by_name:
             try:
-                if _sniff(path) is None:
-                    self.other += 1
-                    return
+                kind = _sniff(path)
             except OSError as error:
-                reason = f"cannot be read to see whether it is an image ({os_reason(error)})"
+                reason = f"cannot be read to see whether it is an image or a video ({os_reason(error)})"
                 self.skipped.append(Skip(relative, reason))
                 return
-        self.found.append(FoundFile(path, relative, link_to))
+            if kind is None:
+                self.other += 1
+                return
+        if kind == "video" and not self.videos:
+            self.skipped.append(Skip(relative, NO_VIDEO_SUPPORT))
+            return
+        self.found.append(FoundFile(path, relative, link_to, kind))
 
     def _skip_or_count(self, listed: bool, relative: str, reason: str) -> None:
         """Files named like images are listed with the reason; any other such file is only counted."""
@@ -206,15 +219,16 @@ class _Walk:
 
 
 def find_images(source: Path, *, exclude: tuple[Path, ...] = ()) -> Scan:
-    """Walk `source` recursively and return its image files in sorted order.
+    """Walk `source` recursively and return its image and video files in sorted order.
 
-    A regular file counts when its extension is an image extension or its first bytes are an
-    image signature, so a JPEG saved as `.bin` is found and a text file named `.jpg` becomes an
-    error row later rather than vanishing. Hidden files and folders and the folders in `exclude`
+    A regular file counts when its extension is an image or video extension or its first bytes are
+    an image signature or a video container's, so a JPEG saved as `.bin` is found and a text file
+    named `.jpg` becomes an error row later rather than vanishing. Hidden files and folders and the folders in `exclude`
     (the destination when it lies inside the source) are left out silently. Folders that cannot be
     read, paths too long for the system, symlinked folders, and image-named files that are not
-    regular files or are links out of the source are listed in `skipped` with the reason; symlinks
-    to regular files inside the source are found.
+    regular files or are links out of the source are listed in `skipped` with the reason, and so
+    are videos when PyAV (the video extra) is missing; symlinks to regular files inside the source
+    are found.
     """
     root = Path(os.path.realpath(source))
     walk = _Walk(root, tuple(Path(os.path.realpath(folder)) for folder in exclude))

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..storage.frame_table import frames_path
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -49,6 +51,19 @@ class SortResult:
     def errors(self) -> int:
         return self.status_counts.get("error", 0)
 
+    def _video_lines(self) -> list[str]:
+        """How many of the files were videos, and where their frames' scores are."""
+        import pandas as pd
+
+        if "kind" not in self.table.columns:
+            return []
+        videos = self.table[self.table["kind"] == "video"]
+        if videos.empty:
+            return []
+        frames = int(pd.to_numeric(videos["frames"], errors="coerce").fillna(0).sum())
+        where = f"; each frame's best label in {frames_path(self.csv_path).name}" if frames else ""
+        return [f"  {len(videos)} of the files were videos, {frames} frames scored{where}."]
+
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
@@ -67,6 +82,7 @@ class SortResult:
         lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
+        lines += self._video_lines()
         if self.skipped:
             shown = "; ".join(f"{file} ({reason})" for file, reason in self.skipped[:3])
             more = f" and {len(self.skipped) - 3} more (listed in the run manifest)" if len(self.skipped) > 3 else ""

@@ -15,15 +15,16 @@ from pathlib import Path
 
 from ..core.folders import target_folder
 from ..core.labels import LabelSet, parse_labels
-from ..core.rows import batch_rows, count_rows, csv_columns
+from ..core.rows import count_rows, csv_columns
 from ..errors import DestinationError, PlacementError
-from ..options import DEFAULT_TEMPLATE, UNCERTAIN_FOLDER, SortOptions
+from ..options import DEFAULT_TEMPLATE, MEGABYTE, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile
-from ..pipeline.reading import chunks, prepared_stream
+from ..pipeline.media import MediaScorer, frame_chunks
 from ..storage.finished import FinishedRun
+from ..storage.frame_table import write_frame_table
 from ..storage.layout import plan_folders
 from .outcome import count_lines
 
@@ -83,6 +84,7 @@ def resort(
         columns = csv_columns(options.top_k, label_set.categories if options.multi_label else ())
         run.rewrite_tables(columns=columns, categories=label_set.categories, labels=list(label_set.categories),
                            prompts=label_set.as_dict(), folders=folders, resorted=time.strftime("%FT%T"))  # fmt: skip
+        write_frame_table(run.output_path, list(run.rows.values()))
         label_counts = count_rows(list(run.rows.values()), label_set.categories)[0]
         return ResortResult(moved, unchanged, label_counts, run.output_path, time.perf_counter() - started, problems)
 
@@ -105,20 +107,21 @@ def _move_to_new_labels(
 ) -> tuple[int, int, list[str]]:
     """Score every file the run placed against the new labels and move those whose folder changed."""
     placed = run.placed_by_run()
-    files = [FoundFile(run.destination / row["destination"], relative) for relative, row in placed.items()]
+    files = [
+        FoundFile(run.destination / row["destination"], relative, kind=row.get("kind") or "image")
+        for relative, row in placed.items()
+    ]
     cache = EmbeddingCache() if options.use_cache else None
     scorer = BatchScorer(encoder, label_set, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
                          batch_size=options.batch_size, cache=cache, multi_label=options.multi_label)  # fmt: skip
+    media = MediaScorer(scorer, options)  # a video's frames from the cache, by its hash and their times
     moved, unchanged, problems = 0, 0, []
     try:
-        stream = prepared_stream(files, scorer.prepare, workers=2, lookahead=2 * options.batch_size,
-                                 known_hashes=scorer.known_hashes(files), cached=scorer.cached_hashes)  # fmt: skip
-        for chunk in chunks(stream, options.batch_size):
+        stream = media.stream(files, workers=2, lookahead=2 * options.batch_size,
+                              max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
+        for chunk in frame_chunks(stream, options.batch_size):
             valid = [item for item in chunk if not item.error]
-            entries = [(item.found.relative, item.sha256, item.error) for item in chunk]
-            new_rows = batch_rows(entries, scorer.score(valid) if valid else None, label_set, top_k=options.top_k,
-                                  threshold=options.threshold, margin=options.margin,
-                                  multi_label=options.multi_label)  # fmt: skip
+            new_rows = media.rows(chunk, media.score(valid) if valid else None, label_set)
             for item, row in zip(chunk, new_rows):
                 old = placed[item.found.relative]
                 if item.error:

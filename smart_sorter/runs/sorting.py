@@ -22,14 +22,16 @@ from typing import Any
 from .._version import __version__
 from ..core.folders import target_folder
 from ..core.labels import LabelSet
-from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, row_tags
+from ..core.rows import BASE_COLUMNS, count_rows, row_tags
 from ..errors import DestinationError, SourceError
 from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
-from ..pipeline.reading import Prepared, chunks, prepared_stream
+from ..pipeline.media import MediaScorer, frame_chunks
+from ..pipeline.reading import Prepared
+from ..storage.frame_table import write_frame_table
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, ToPlace, recover
@@ -129,7 +131,8 @@ class Sorter:
             raise SourceError(
                 f"No images found in {str(plan.source)!r}"
                 + (f" ({'; '.join(passed)})" if passed else "")
-                + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted."
+                + ". Check the folder; JPEG, PNG, WebP, GIF, BMP, TIFF and HEIC files are sorted, and videos"
+                " (MP4, MOV, WebM, MKV, AVI, ...) with the video extra."
             )
         self._check_source_writable(scan)
         self._started = time.perf_counter()
@@ -236,6 +239,7 @@ class Sorter:
             manifest.update(status=status, finished=_now(), seconds=round(time.perf_counter() - started, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
             write_manifest(manifest_path, manifest)
+            write_frame_table(plan.csv_path, work.rows)
         return self._result(plan, work.rows, log.columns, manifest_path, manifest, resumed=work.resumed)
 
     @staticmethod
@@ -329,12 +333,11 @@ class Sorter:
         )  # fmt: skip
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
+        media = MediaScorer(scorer, options)  # videos: their frames scored in the same batches
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
-            entries = [(item.found.relative, item.sha256, item.error) for item in chunk]
-            new_rows = batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
-                                  margin=options.margin, multi_label=options.multi_label)  # fmt: skip
+            new_rows = media.rows(chunk, scores, plan.labels)
             done = organiser.place_all([self._to_place(item, row, plan) for item, row in zip(chunk, new_rows)])
             organiser.sync()
             log.write(done)
@@ -342,19 +345,18 @@ class Sorter:
             scored[0] += len(done)
             observe(scored[0], first_batch_at)
 
-        stream = prepared_stream(
-            files, scorer.prepare, workers=self.decode_workers(), lookahead=2 * options.batch_size,
-            known_hashes=scorer.known_hashes([found for found in files if found.relative not in self._retried]),
-            cached=scorer.cached_hashes, max_bytes=options.max_image_mb * MEGABYTE,
+        stream = media.stream(
+            files, workers=self.decode_workers(), lookahead=2 * options.batch_size,
+            max_bytes=options.max_image_mb * MEGABYTE, distrusted=self._retried,
         )  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
         # One placing thread: a batch's files are placed (several at once) while the model embeds the next.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
             placing: Future[None] | None = None
-            for number, chunk in enumerate(chunks(stream, options.batch_size)):
+            for number, chunk in enumerate(frame_chunks(stream, options.batch_size)):
                 valid = [item for item in chunk if not item.error]
-                scores = scorer.score(valid) if valid else None
+                scores = media.score(valid) if valid else None
                 if placing is not None:
                     placing.result()  # raises DiskFullError and stops the run
                 placing = placer.submit(place_and_record, chunk, scores)

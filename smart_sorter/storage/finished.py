@@ -19,6 +19,7 @@ from typing import Any
 from ..core.rows import count_rows
 from ..errors import DestinationError
 from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, PLAN_FILE_NAME, STATE_FOLDER_NAME, SortOptions
+from .frame_table import frames_path
 from .journal import FileRecord, Journal, JournalState, journal_path, read_journal
 from .layout import remove_empty_folders
 from .lock import DestinationLock
@@ -144,14 +145,14 @@ class FinishedRun:
         write_manifest(self.destination / MANIFEST_FILE_NAME, self.manifest)
 
     def retire(self, stamp: str) -> None:
-        """After an undo: the journal, output.csv and the manifest are kept under names marked undone,
+        """After an undo: the journal, output.csv (frames.csv) and the manifest are kept under names marked undone,
         so the destination holds no run any more and the record of what was undone stays."""
         if self._journal is not None:
             self._journal.close()
             self._journal = None
         path = journal_path(self.destination)
         path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
-        for table in (self.output_path, self.destination / MANIFEST_FILE_NAME):
+        for table in (self.output_path, frames_path(self.output_path), self.destination / MANIFEST_FILE_NAME):
             if table.exists():
                 table.rename(table.with_name(f"{table.stem}-undone-{stamp}{table.suffix}"))
 

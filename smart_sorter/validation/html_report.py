@@ -17,8 +17,9 @@ import pandas as pd
 from .._version import __version__
 from ..core.rows import runners_up
 from ..errors import DestinationError
-from ..options import STATE_FOLDER_NAME, UNCERTAIN_FOLDER
-from ..pipeline.thumbnails import thumbnail_uri
+from ..options import OUTPUT_FILE_NAME, STATE_FOLDER_NAME, UNCERTAIN_FOLDER
+from ..pipeline.thumbnails import StripFrame, thumbnail_uri, video_strip
+from ..storage.frame_table import read_frame_times
 from ..storage.lock import DestinationLock
 from ..storage.tables import label_folders_of, placed_rows, read_manifest, read_results
 from .evaluation import Evaluation
@@ -38,9 +39,32 @@ class Tile:
     runner_up: str
     image: str | None  # a data URI, or None when the file cannot be shown
     low: bool
+    time: float | None = None  # a video's: the moment of the frame shown, its best match
+    strip: tuple[StripFrame, ...] = ()  # a video's scored frames (some of them), the best marked
 
 
-def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dict[str, Any]]:
+def _tile(row: Any, destination: Path, low: bool, frame_times: dict[str, list[float]]) -> Tile:
+    """A file's tile; a video's shows its best-matching frame and a strip of its scored frames."""
+    path = destination / row["destination"]
+    moment = None
+    if row.get("kind") == "video":
+        with contextlib.suppress(TypeError, ValueError):
+            moment = float(row["time"])
+    return Tile(
+        file=row["file"],
+        destination=row["destination"],
+        score=float(row["score"]),
+        runner_up=" ".join(f"{label} {score:.2f}" for label, score in runners_up(row)[:1]),
+        image=thumbnail_uri(path, moment=moment or 0.0),
+        low=low,
+        time=moment,
+        strip=tuple(video_strip(path, frame_times.get(row["file"], []), moment)) if row.get("kind") == "video" else (),
+    )
+
+
+def _gallery(
+    table: pd.DataFrame, destination: Path, per_label: int, frame_times: dict[str, list[float]] | None = None
+) -> list[dict[str, Any]]:
     """Per label folder: up to `per_label` files spread over its score range, most confident first;
     the least confident quarter flagged."""
     placed = placed_rows(table)
@@ -50,14 +74,7 @@ def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dic
         cut = files["score"].quantile(LOW_CONFIDENCE_SHARE)
         shown = files.iloc[np.unique(np.linspace(0, len(files) - 1, min(per_label, len(files))).round().astype(int))]
         tiles = [
-            Tile(
-                file=row["file"],
-                destination=row["destination"],
-                score=float(row["score"]),
-                runner_up=" ".join(f"{label} {score:.2f}" for label, score in runners_up(row)[:1]),
-                image=thumbnail_uri(destination / row["destination"]),
-                low=len(files) > 1 and float(row["score"]) <= cut,
-            )
+            _tile(row, destination, len(files) > 1 and float(row["score"]) <= cut, frame_times or {})
             for _, row in shown.iterrows()
         ]
         title = UNCERTAIN_FOLDER if folder == UNCERTAIN_FOLDER else files["label"].iloc[0]
@@ -130,7 +147,7 @@ def render_report(
         manifest_json=json.dumps(manifest, indent=2, ensure_ascii=False, default=str),
         status_counts=table["status"].value_counts().to_dict(),
         total=len(table),
-        sections=_gallery(table, destination, per_label),
+        sections=_gallery(table, destination, per_label, read_frame_times(_table_path(destination, manifest))),
         histograms=_histograms(table),
         evaluation=evaluation,
         confusion=_confusion_cells(evaluation) if evaluation is not None else None,
@@ -140,6 +157,11 @@ def render_report(
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )
+
+
+def _table_path(destination: Path, manifest: dict[str, Any]) -> Path:
+    """The run's output.csv (frames.csv lies beside it)."""
+    return Path(manifest.get("output_file") or destination / OUTPUT_FILE_NAME)
 
 
 def report_path(destination: Path, output: Path | None = None, *, force: bool = False) -> Path:
