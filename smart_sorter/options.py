@@ -62,6 +62,7 @@ class SortOptions:
     decode_workers: int | None = None  # None: chosen for the device (see Sorter.decode_workers)
     max_image_mb: int = 256  # a larger file is hashed (streamed) but not decoded: an error row says so
     precision: str = "auto"  # the image tower's: fp16 on CUDA, bf16 where native and faster, else fp32
+    tiles: int = 0  # > 0: also score tiles, this many across the shorter side; a label scores its best view
 
     def __post_init__(self) -> None:
         if self.output_file is not None and not isinstance(self.output_file, Path):
@@ -79,6 +80,8 @@ class SortOptions:
             raise OptionError(f"device must be one of {', '.join(DEVICES)} or cuda:N; got {self.device!r}.")
         if self.batch_size < 1:
             raise OptionError(f"batch size must be at least 1; got {self.batch_size}.")
+        if self.tiles < 0:
+            raise OptionError(f"tiles must be 0 (no tiling) or more; got {self.tiles}.")
         if self.top_k < 1:
             raise OptionError(f"top-k must be at least 1; got {self.top_k}.")
         for name, value in (("threshold", self.threshold), ("margin", self.margin)):

@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write plan.csv; place no file")
     add_label_arguments(parser.add_argument_group("labels"))
     _add_tag_arguments(parser.add_argument_group("several labels per image"))
+    parser.add_argument_group("small things in big images").add_argument(
+        "--tiles", type=setting("tiles", int, WHOLE_NUMBER), default=DEFAULTS.tiles, metavar="N",
+        help="also look at overlapping tiles, N across the shorter side (never smaller than the model's input);"
+        " each label is scored by its best tile, so an image 'contains' it (0: the whole image only)",
+    )  # fmt: skip
     _add_model_arguments(parser.add_argument_group("the model"))
     _add_output_arguments(parser.add_argument_group("output"))
     parser.set_defaults(

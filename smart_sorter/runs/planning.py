@@ -82,6 +82,8 @@ def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions)
         "copy_tags": options.copy_tags,
         "output_file": str(csv_path),
     }
+    if options.tiles:  # only when used, so that journals written before tiling existed still match
+        settings["tiles"] = options.tiles
     tag_columns = label_set.categories if options.multi_label else ()
     columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
     return RunPlan(source, destination, label_set, folders, folder_paths, csv_path, columns, settings)

@@ -108,7 +108,8 @@ def _move_to_new_labels(
     files = [FoundFile(run.destination / row["destination"], relative) for relative, row in placed.items()]
     cache = EmbeddingCache() if options.use_cache else None
     scorer = BatchScorer(encoder, label_set, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-                         batch_size=options.batch_size, cache=cache, multi_label=options.multi_label)  # fmt: skip
+                         batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
+                         tiles=options.tiles)  # fmt: skip
     moved, unchanged, problems = 0, 0, []
     try:
         stream = prepared_stream(files, scorer.prepare, workers=2, lookahead=2 * options.batch_size,

@@ -322,7 +322,7 @@ class Sorter:
         cache = EmbeddingCache() if options.use_cache else None
         scorer = BatchScorer(
             self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
+            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
         )  # fmt: skip
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
