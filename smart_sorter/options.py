@@ -9,6 +9,7 @@ from typing import Any
 from .errors import OptionError
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"  # detection mode's model unless one is given
 # The transformers zero-shot image pipeline's own default, so scores match it.
 DEFAULT_TEMPLATE = "This is a photo of {}."
 OUTPUT_FILE_NAME = "output.csv"
@@ -63,8 +64,11 @@ class SortOptions:
     max_image_mb: int = 256  # a larger file is hashed (streamed) but not decoded: an error row says so
     precision: str = "auto"  # the image tower's: fp16 on CUDA, bf16 where native and faster, else fp32
     tiles: int = 0  # > 0: also score tiles, this many across the shorter side; a label scores its best view
+    detect: bool = False  # the labels are objects to find with a zero-shot detector (the model): boxes per file
 
     def __post_init__(self) -> None:
+        if self.detect and self.model == DEFAULT_MODEL:  # the default classifier cannot detect: the default detector
+            object.__setattr__(self, "model", DEFAULT_DETECTOR)
         if self.output_file is not None and not isinstance(self.output_file, Path):
             object.__setattr__(self, "output_file", Path(self.output_file))
         _check_choice("operation", self.operation, OPERATIONS)
@@ -87,6 +91,8 @@ class SortOptions:
         for name, value in (("threshold", self.threshold), ("margin", self.margin)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
+        if self.detect and self.multi_label:
+            raise OptionError("Detection already finds every object in an image; turn multi-label mode off with it.")
         if self.copy_tags and not self.multi_label:
             raise OptionError("Copying into every tagged folder needs multi-label mode; turn it on as well.")
         if self.max_image_mb < 1:

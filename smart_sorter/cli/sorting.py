@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..options import DEVICES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, SortOptions
+from ..options import DEFAULT_DETECTOR, DEVICES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, SortOptions
 from .arguments import DEFAULTS, add_label_arguments, add_verbose, labels_given, setting
 from .printing import print_outcome, say
 
@@ -26,6 +26,8 @@ The original Smart Image Sorter's flags work as they were: --output_file, --batc
 other commands (each has its own --help):
   smart-sorter resort DESTINATION --labels "a, b, c"
       sort a finished destination again with new labels, in place, from the cached embeddings
+  smart-sorter --source photos --destination found --detect "a rifle, a tank, a flag"
+      find objects with a zero-shot detector: one folder per object, boxes in output.csv
   smart-sorter undo DESTINATION
       put moved files back and remove the copies a run made, verified by hash
   smart-sorter cache [--clear]
@@ -57,8 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--operation", choices=OPERATIONS, default=DEFAULTS.operation, help="copy (default) or move the files"
     )
     where.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write plan.csv; place no file")
-    add_label_arguments(parser.add_argument_group("labels"))
+    add_label_arguments(parser.add_argument_group("labels"), required=False)
     _add_tag_arguments(parser.add_argument_group("several labels per image"))
+    detection = parser.add_argument_group("finding objects")
+    detection.add_argument(
+        "--detect", nargs="?", const=True, metavar="OBJECTS",
+        help='find these objects with a zero-shot detector (--model, default '
+        f'{DEFAULT_DETECTOR}): "a rifle, a tank, a flag"; each image goes to the folder of its most confident'
+        " object, copied into those of the others found, or to 'nothing found'; boxes in output.csv. Alone,"
+        " the objects come from --labels or --labels-file (thresholds per object); --threshold is the score a box"
+        " needs (0.1)",
+    )  # fmt: skip
     parser.add_argument_group("small things in big images").add_argument(
         "--tiles", type=setting("tiles", int, WHOLE_NUMBER), default=DEFAULTS.tiles, metavar="N",
         help="also look at overlapping tiles, N across the shorter side (never smaller than the model's input);"
@@ -142,7 +153,7 @@ def _add_output_arguments(output: argparse._ArgumentGroup) -> None:
 
 def options_from(arguments: argparse.Namespace) -> SortOptions:
     """The run's settings: every argument that names a SortOptions field."""
-    given = vars(arguments)
+    given = {**vars(arguments), "detect": bool(getattr(arguments, "detect", None))}
     return SortOptions(**{name: given[name] for name in SortOptions.field_names() if name in given})
 
 

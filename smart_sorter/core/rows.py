@@ -127,8 +127,8 @@ def runners_up(row: Any) -> list[tuple[str, float]]:
 
 
 def row_tags(row: dict[str, Any]) -> list[str]:
-    """The tags of a multi-label row, best first."""
-    return [tag for tag in str(row.get("tags") or "").split("; ") if tag]
+    """The tags of a multi-label row (the objects found, in detection mode), best first."""
+    return [tag for tag in str(row.get("tags") or row.get("objects") or "").split("; ") if tag]
 
 
 def batch_rows(

@@ -64,6 +64,11 @@ def resort(
         options = run.options.with_changes(
             template=template, prompt_mode=prompt_mode, threshold=threshold, margin=margin
         )
+        if options.detect:
+            raise DestinationError(
+                f"The run in {str(run.destination)!r} detected objects; re-sorting applies to label runs. Sort the"
+                " source again into a new destination with other objects (or `smart-sorter undo` this one first)."
+            )
         if options.copy_tags:
             raise DestinationError(
                 f"The run in {str(run.destination)!r} copied files into every tagged folder; re-sorting such a run is"

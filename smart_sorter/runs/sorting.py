@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..core.detections import detection_row
 from ..core.folders import target_folder
 from ..core.labels import LabelSet
-from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, row_tags
-from ..errors import DestinationError, SourceError
-from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
+from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, make_row, row_tags
+from ..errors import DestinationError, LabelError, SourceError
+from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.detection_scorer import DetectionScorer
+from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
@@ -89,7 +92,7 @@ class Sorter:
         self,
         options: SortOptions,
         *,
-        encoder: DualEncoder | PipelineClassifier | None = None,
+        encoder: DualEncoder | PipelineClassifier | Detector | None = None,
         notify: Notify | None = None,
         progress_bar: bool = True,
         stop: threading.Event | None = None,
@@ -105,7 +108,9 @@ class Sorter:
         self._model_seconds = 0.0
 
     @property
-    def encoder(self) -> DualEncoder | PipelineClassifier:
+    def encoder(self) -> DualEncoder | PipelineClassifier | Detector:
+        if self._encoder is None and self.options.detect:
+            self._encoder = Detector(self.options.model, device=self.options.device, revision=self.options.revision)
         if self._encoder is None:
             options = self.options
             self._encoder = load_encoder(
@@ -215,7 +220,7 @@ class Sorter:
             write_manifest(manifest_path, manifest)
             observe(0, started)
             for found, row in work.to_place:  # scored before the interruption: placed without the model
-                folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+                folder = target_folder(row, plan.folder_paths, plan.bucket)
                 work.rows.append(organiser.place(found.path, folder, row, self._copies_to(row, plan.folder_paths)))
                 log.write([work.rows[-1]])
             if work.to_score:
@@ -319,19 +324,15 @@ class Sorter:
         from tqdm.auto import tqdm
 
         options = self.options
-        cache = EmbeddingCache() if options.use_cache else None
-        scorer = BatchScorer(
-            self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
-        )  # fmt: skip
+        cache = EmbeddingCache() if options.use_cache and not options.detect else None
+        scorer = self._scorer(plan, cache)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
             entries = [(item.found.relative, item.sha256, item.error) for item in chunk]
-            new_rows = batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
-                                  margin=options.margin, multi_label=options.multi_label)  # fmt: skip
+            new_rows = self._rows(entries, scores, plan)
             done = [self._place(organiser, item.found.path, row, plan) for item, row in zip(chunk, new_rows)]
             organiser.sync()
             log.write(done)
@@ -366,15 +367,37 @@ class Sorter:
         if cache is not None:
             cache.close()
 
+    def _scorer(self, plan: RunPlan, cache: EmbeddingCache | None) -> BatchScorer | DetectionScorer:
+        options = self.options
+        if options.detect:
+            return DetectionScorer(self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles)
+        return BatchScorer(
+            self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
+            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
+        )  # fmt: skip
+
+    def _rows(self, entries: list[tuple[str, str, str]], scores: Any, plan: RunPlan) -> list[dict[str, Any]]:
+        """The rows of one batch: `scores` are those of the entries without an error (detection mode: their boxes)."""
+        options = self.options
+        if options.detect:
+            found = iter(scores or ())
+            return [
+                make_row(relative, sha256, status="error", error=error) if error
+                else detection_row(relative, sha256, next(found), plan.labels, threshold=options.threshold)
+                for relative, sha256, error in entries
+            ]  # fmt: skip
+        return batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
+                          margin=options.margin, multi_label=options.multi_label)  # fmt: skip
+
     def _place(self, organiser: Organiser, path: Path, row: dict[str, Any], plan: RunPlan) -> dict[str, Any]:
         if row["status"] == "error":
             return organiser.finish(row)
-        folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+        folder = target_folder(row, plan.folder_paths, plan.bucket)
         return organiser.place(path, folder, row, self._copies_to(row, plan.folder_paths))
 
     def _copies_to(self, row: dict[str, Any], folder_paths: dict[str, Path]) -> list[Path]:
         """The folders a sorted file is also copied into: those of its other tags, when asked."""
-        if not self.options.copy_tags or row["status"] != "sorted":
+        if not (self.options.copy_tags or self.options.detect) or row["status"] != "sorted":
             return []
         return [folder_paths[tag] for tag in row_tags(row)[1:]]
 
@@ -419,10 +442,11 @@ def speed_estimate(rate: float, total: int) -> str:
 def sort_images(
     source: str | Path,
     destination: str | Path,
-    labels: str | Mapping[str, object] | LabelSet | Path,
+    labels: str | Mapping[str, object] | LabelSet | Path | None = None,
     options: SortOptions | None = None,
     *,
-    encoder: DualEncoder | PipelineClassifier | None = None,
+    detect: str | Mapping[str, object] | LabelSet | Path | bool | None = None,
+    encoder: DualEncoder | PipelineClassifier | Detector | None = None,
     notify: Notify | None = None,
     stop: threading.Event | None = None,
     on_progress: Observe | None = None,
@@ -437,7 +461,19 @@ def sort_images(
     receives advice (long labels, a slow run); `encoder` reuses an already loaded model; setting
     `stop` ends the run after the current batch; `on_progress` receives a `Progress` after each
     batch (from the placing thread).
+
+    `detect="a rifle, a flag"` (objects, in any form labels take) finds those objects with a zero-shot
+    detector (`model`; default DEFAULT_DETECTOR) instead: each file goes to the folder of its most
+    confident object, copied into those of the others found, or to `nothing found`.
     """
+    if detect is not None and not isinstance(detect, bool):
+        if labels is not None:
+            raise LabelError("Give either labels to sort by or objects to detect, not both.")
+        labels, detect = detect, True
+    if detect is not None:
+        overrides["detect"] = detect
+    if labels is None:
+        raise LabelError('No labels were given; name them, as in "a cat, a dog" (or objects to find with detect=).')
     options = (options or SortOptions()).with_changes(**overrides)
     runner = Sorter(
         options, encoder=encoder, notify=notify, progress_bar=progress_bar, stop=stop, on_progress=on_progress
