@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,83 @@ def test_detect_needs_objects_and_not_labels_too(tmp_path, photo_folder):
         sort_images(photo_folder, tmp_path / "out", "a, b", detect="a rifle")
     with pytest.raises(LabelError, match="object"):
         sort_images(photo_folder, tmp_path / "out", detect=" ")
+
+
+@pytest.mark.slow
+def test_a_detection_move_killed_and_run_again_places_each_file_once_and_undo_restores(tmp_path, tiny_owlv2):
+    from smart_sorter.cli import main
+    from smart_sorter.pipeline.detector import Detector
+    from smart_sorter.storage.journal import journal_path
+    from smart_sorter.storage.placing import TEMP_PREFIX
+    from tests.test_safety import count_done, make_photos, read_table, run_cli_in_subprocess, sha256, tree_hashes
+
+    count = 120
+    source = make_photos(tmp_path / "src", count, clashing_names=True)
+    before = tree_hashes(source)
+    out = tmp_path / "out"
+    objects = "a cat, a dog"
+    command = ["--source", str(source), "--destination", str(out), "--detect", objects, "--model", str(tiny_owlv2),
+               "--threshold", "0.9", "--operation", "move", "--batch_size", "2", "--quiet"]  # fmt: skip
+    process = run_cli_in_subprocess(*command)
+    journal = journal_path(out)
+    deadline = time.time() + 180
+    while count_done(journal) < 20 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_after = count_done(journal)
+    assert 20 <= killed_after < count, "the run was not killed midway"
+    assert not before - (tree_hashes(source) + tree_hashes(out))  # nothing lost even now
+
+    detector = Detector(str(tiny_owlv2), device="cpu").load()
+    detected, original = [], detector.detect
+    detector.detect = lambda inputs, threshold: detected.append(len(inputs)) or original(inputs, threshold)
+    result = sort_images(source, out, detect=objects, model=str(tiny_owlv2), threshold=0.9, operation="move",
+                         batch_size=2, encoder=detector, progress_bar=False)  # fmt: skip
+    assert sum(detected) <= count - killed_after  # files done before the kill are not looked at again
+    assert not list(source.rglob("*.jpg"))
+    assert not [path for path in out.rglob(f"{TEMP_PREFIX}*")]
+    table = read_table(result.csv_path)
+    assert len(table) == count and table["file"].is_unique
+    assert sorted(table["sha256"]) == sorted(before.elements())
+    for _, row in table.iterrows():  # each file once in its object's folder (or nothing found), once per copy
+        copies = [copy for copy in row["copies"].split("; ") if copy]
+        assert [copy.split("/")[0] for copy in copies] == (row["objects"].split("; ")[1:] if row["objects"] else [])
+        for placed in [row["destination"], *copies]:
+            assert sha256(out / placed) == row["sha256"]
+    placed = sum(1 + len([c for c in row["copies"].split("; ") if c]) for _, row in table.iterrows())
+    assert sum(tree_hashes(out).values()) == placed  # no file placed twice
+    assert {row["destination"].split("/")[0] for _, row in table.iterrows()} > {"nothing found"}
+    assert any(row["copies"] for _, row in table.iterrows())  # copies were made, and resumed, and undone
+    assert json.loads(result.manifest_path.read_text())["status"] == "finished"
+    assert main(["undo", str(out)]) == 0
+    assert tree_hashes(source) == before
+    assert not [path for path in out.rglob("*.jpg")]
+    assert not (out / "nothing found").exists() and not (out / "a cat").exists()
+
+
+@pytest.mark.slow
+def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(tiny_owlv2, tmp_path):
+    from transformers import pipeline
+
+    from smart_sorter.core.tiling import tile_boxes
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    image = noise_image(3).resize((300, 200))
+    image.save(folder / "big.png")
+    result = sort_images(folder, tmp_path / "found", detect=OBJECTS, model=str(tiny_owlv2), threshold=0.5, tiles=2,
+                         progress_bar=False)  # fmt: skip
+    ours = json.loads(result.table["boxes"][0])
+    views = tile_boxes(300, 200, 2, min_side=128)
+    assert len(views) == 7  # the whole image and 3 x 2 tiles of 128 pixels, the tiny OWLv2's input
+    detector = pipeline("zero-shot-object-detection", model=str(tiny_owlv2))
+    per_view = [
+        [{"label": f["label"], "score": f["score"], "box": [f["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")]}
+         for f in detector(image.crop(view), candidate_labels=OBJECTS, threshold=0.5)]
+        for view in views
+    ]  # fmt: skip
+    expected = merge_views(per_view, views)
+    assert len(expected) < sum(len(found) for found in per_view)  # overlapping boxes were merged
+    _assert_same_boxes(ours, expected)
+    assert json.loads((tmp_path / "found" / "smart-sorter-run.json").read_text())["tiles"] == 2
