@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import time
@@ -222,3 +223,46 @@ def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(tin
     assert len(expected) < sum(len(found) for found in per_view)  # overlapping boxes were merged
     _assert_same_boxes(ours, expected)
     assert json.loads((tmp_path / "found" / "smart-sorter-run.json").read_text())["tiles"] == 2
+
+
+def test_boxes_are_drawn_on_thumbnails_in_pixels_of_the_original(tmp_path):
+    from smart_sorter.pipeline.thumbnails import BOX_COLOURS, thumbnail_jpeg
+
+    Image.new("RGB", (400, 200), (128, 128, 128)).save(tmp_path / "grey.png")
+    found = [{"label": "a flag", "score": 0.8, "box": [200, 100, 380, 190]}]
+    plain = Image.open(io.BytesIO(thumbnail_jpeg(tmp_path / "grey.png", 100)))
+    boxed = Image.open(io.BytesIO(thumbnail_jpeg(tmp_path / "grey.png", 100, found)))
+    assert plain.size == boxed.size == (100, 50)
+    left_edge = np.asarray(boxed)[30:45, 50]  # x 200 of 400 is 50 of 100; y 120-180 is 30-45
+    assert np.abs(left_edge.astype(int) - BOX_COLOURS[0]).max(axis=1).min() < 40  # the box's colour
+    assert np.abs(np.asarray(plain)[30:45, 50].astype(int) - 128).max() < 10  # not on the plain one
+    assert np.abs(np.asarray(boxed)[5:20, 20].astype(int) - 128).max() < 10  # outside the box: untouched
+
+
+@pytest.mark.slow
+def test_the_report_and_the_form_show_boxes_of_a_detection_run(tiny_owlv2, odd_images, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from smart_sorter.notebook.form import SorterApp
+    from smart_sorter.pipeline.thumbnails import thumbnail_uri
+    from smart_sorter.validation.html_report import write_report
+
+    out = tmp_path / "found"
+    app = SorterApp()
+    app.source.value, app.destination.value = str(odd_images), str(out)
+    app.model.value, app.labels.value = str(tiny_owlv2), "a cat, a dog, a red car"
+    app.detect.value, app.threshold.value = True, 0.95
+    app.start.click()
+    assert app.wait(timeout=300), "the run did not end"
+    assert "Finished" in app.status.value, app.status.value
+    table = pd.read_csv(out / "output.csv", keep_default_na=False)
+    assert len(table) == 5 and "boxes" in table.columns
+    manifest = json.loads((out / "smart-sorter-run.json").read_text())
+    assert manifest["options"]["detect"] is True and manifest["detect"] is True
+    boxed = table[table["boxes"] != "[]"].iloc[0]
+    with_boxes = thumbnail_uri(out / boxed["destination"], 120, json.loads(boxed["boxes"]))
+    assert with_boxes in app.results.value  # the form's thumbnail has its boxes
+    assert thumbnail_uri(out / boxed["destination"], 120) not in app.results.value
+    report = write_report(out).read_text()
+    assert thumbnail_uri(out / boxed["destination"], boxes=json.loads(boxed["boxes"])) in report
+    if (table["status"] == "uncertain").any():
+        assert "nothing found" in report and "<td>nothing found</td>" in app.counts.value

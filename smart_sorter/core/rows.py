@@ -28,13 +28,15 @@ def csv_columns(top_k: int, tag_categories: tuple[str, ...] = (), *, copies: boo
     return BASE_COLUMNS + runners_up + (tags if tag_categories else ())
 
 
-def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
-    """Files per label (in the user's order, then `uncertain` if any) and per status."""
+def count_rows(
+    rows: list[dict[str, Any]], categories: tuple[str, ...], bucket: str = "uncertain"
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Files per label (in the user's order, then the uncertain `bucket`, if any) and per status."""
     labels = Counter(row["label"] for row in rows if row["status"] == "sorted")
     statuses = Counter(row["status"] for row in rows)
     counts = {label: labels.get(label, 0) for label in categories}
     if statuses.get("uncertain"):
-        counts["uncertain"] = statuses["uncertain"]
+        counts[bucket] = statuses["uncertain"]
     return counts, dict(statuses)
 
 

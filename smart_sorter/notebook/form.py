@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.detections import NOTHING_FOUND, row_boxes
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..options import DEFAULT_DETECTOR, DEFAULT_MODEL, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.thumbnails import thumbnail_uri
 from ..runs.outcome import Progress, SortResult
 from . import colab
@@ -41,6 +42,7 @@ SUGGESTED_MODELS: dict[str, str] = {
     "google/siglip-base-patch16-224": "SigLIP: scores each label on its own, good for multi-label tags",
     "geolocal/StreetCLIP": "StreetCLIP, for geolocation: use countries or cities as labels",
     "google/siglip2-base-patch16-224": "SigLIP 2, multilingual: labels in other languages than English",
+    DEFAULT_DETECTOR: "OWLv2, an object detector: for 'Find objects' (the labels are the objects)",
 }
 THUMBNAILS_PER_LABEL = 4
 LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -82,7 +84,7 @@ def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: 
     """A few of the most confident files of each label folder, as embedded thumbnails."""
     blocks = []
     for label in counts:
-        if label == UNCERTAIN_FOLDER:
+        if label in (UNCERTAIN_FOLDER, NOTHING_FOUND):
             chosen = table[table["status"] == "uncertain"]
         else:
             chosen = table[(table["status"] == "sorted") & (table["label"] == label)]
@@ -90,7 +92,7 @@ def _previews(table: Any, destination: Path, counts: dict[str, int], per_label: 
         chosen = chosen.assign(score=chosen["score"].astype(float)).sort_values("score", ascending=False)
         images = []
         for _, row in chosen.head(per_label).iterrows():
-            uri = thumbnail_uri(destination / row["destination"], 120)
+            uri = thumbnail_uri(destination / row["destination"], 120, boxes=row_boxes(row))
             if uri is not None:
                 title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
                 images.append(f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>")
@@ -196,6 +198,12 @@ class SorterApp(widgets.VBox):
         self.copy_tags = widgets.Checkbox(
             value=defaults.copy_tags, description="Multi-label: also copy into every tag's folder", **checkbox
         )
+        self.detect = widgets.Checkbox(
+            value=defaults.detect, description="Find objects: the labels are objects, the model a detector", **checkbox
+        )
+        self.tiles = widgets.BoundedIntText(
+            value=defaults.tiles, min=0, max=16, description="Tiles across", style=style
+        )  # 0: the whole image only
         self.preprocess = widgets.Dropdown(
             options=PREPROCESS_MODES, value=defaults.preprocess, description="Preprocess", style=style
         )
@@ -219,6 +227,12 @@ class SorterApp(widgets.VBox):
                     self.threshold,
                     self.multi_label,
                     self.copy_tags,
+                    self.detect,
+                    widgets.HTML(
+                        "<small>Tiles across: 0 = off; else each image is also seen in that many overlapping tiles"
+                        " across its shorter side, so small things are found.</small>"
+                    ),  # fmt: skip
+                    self.tiles,
                     self.preprocess,
                     self.precision,
                     self.dry_run,
@@ -343,8 +357,12 @@ class SorterApp(widgets.VBox):
         labels_file = Path(labels).expanduser() if "\n" not in labels else None
         if labels_file is not None and labels_file.suffix.lower() in LABEL_FILE_SUFFIXES and labels_file.is_file():
             labels = labels_file  # the path of a labels file: categories, prompts, thresholds, negatives
+        if self.detect.value and model == DEFAULT_MODEL:
+            model = DEFAULT_DETECTOR  # the default classifier cannot find objects
         options = self.defaults.with_changes(
             model=model,
+            detect=self.detect.value,
+            tiles=self.tiles.value,
             operation=self.operation.value,
             batch_size=self.batch_size.value,
             top_k=self.top_k.value,
@@ -444,17 +462,19 @@ class SorterApp(widgets.VBox):
         self.undo.description, self.undo.button_style = UNDO_LABEL, ""
 
     def _loaded_encoder(self, options: SortOptions) -> Any:
+        from ..pipeline.detector import load_detector
         from ..pipeline.encoder import load_encoder
 
-        key = (options.model, options.model_precision, options.device)
+        key = (options.model, options.model_precision, options.device, options.detect)
         if self._encoder is None or self._encoder[0] != key:
             self._encoder = None  # the old model is let go before the new one loads
-            self._encoder = (
-                key,
-                load_encoder(
+            if options.detect:
+                loaded = load_detector(options.model, device=options.device, revision=options.revision)
+            else:
+                loaded = load_encoder(
                     options.model, device=options.device, revision=options.revision, precision=options.model_precision
-                ),
-            )
+                )
+            self._encoder = (key, loaded)
         return self._encoder[1]
 
     def _sort(self, settings: FormSettings) -> None:

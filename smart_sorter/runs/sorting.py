@@ -215,7 +215,7 @@ class Sorter:
             journal.write("run", settings=plan.settings, started=_now(), resumed=resuming)
         manifest = self._manifest(plan, scan, resuming)
         started, status = self._started, "interrupted"
-        observe = self._observer(work, plan.labels.categories)
+        observe = self._observer(work, plan.labels.categories, plan.bucket)
         try:
             write_manifest(manifest_path, manifest)
             observe(0, started)
@@ -234,7 +234,7 @@ class Sorter:
             log.close()
             if journal is not None:
                 journal.close()
-            label_counts, status_counts = count_rows(work.rows, plan.labels.categories)
+            label_counts, status_counts = count_rows(work.rows, plan.labels.categories, plan.bucket)
             manifest.update(status=status, finished=_now(), seconds=round(time.perf_counter() - started, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
             write_manifest(manifest_path, manifest)
@@ -283,7 +283,7 @@ class Sorter:
     ) -> SortResult:
         import pandas as pd
 
-        label_counts, status_counts = count_rows(rows, plan.labels.categories)
+        label_counts, status_counts = count_rows(rows, plan.labels.categories, plan.bucket)
         return SortResult(
             table=pd.DataFrame(rows, columns=list(columns)),
             csv_path=plan.csv_path,
@@ -301,13 +301,13 @@ class Sorter:
         )
 
     # The batch loop ------------------------------------------------------------------------------
-    def _observer(self, work: _Work, categories: tuple[str, ...]) -> Callable[[int, float], None]:
+    def _observer(self, work: _Work, categories: tuple[str, ...], bucket: str) -> Callable[[int, float], None]:
         """Tells `on_progress` how far the run is; counting every row after each batch is for an observer only."""
         total = len(work.rows) + len(work.to_place) + len(work.to_score)
 
         def observe(scored: int, since: float) -> None:
             if self.on_progress is not None:
-                counts = count_rows(work.rows, categories)[0]
+                counts = count_rows(work.rows, categories, bucket)[0]
                 self.on_progress(Progress(len(work.rows), total, counts, time.perf_counter() - since, scored))
 
         return observe

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..core.detections import NOTHING_FOUND, row_boxes
 from ..core.rows import runners_up
 from ..errors import DestinationError
 from ..options import STATE_FOLDER_NAME, UNCERTAIN_FOLDER
@@ -55,12 +56,12 @@ def _gallery(table: pd.DataFrame, destination: Path, per_label: int) -> list[dic
                 destination=row["destination"],
                 score=float(row["score"]),
                 runner_up=" ".join(f"{label} {score:.2f}" for label, score in runners_up(row)[:1]),
-                image=thumbnail_uri(destination / row["destination"]),
+                image=thumbnail_uri(destination / row["destination"], boxes=row_boxes(row)),
                 low=len(files) > 1 and float(row["score"]) <= cut,
             )
             for _, row in shown.iterrows()
         ]
-        title = UNCERTAIN_FOLDER if folder == UNCERTAIN_FOLDER else files["label"].iloc[0]
+        title = folder if folder in (UNCERTAIN_FOLDER, NOTHING_FOUND) else files["label"].iloc[0]
         sections.append({"label": title, "folder": folder, "count": len(files), "tiles": tiles})
     return sections
 
