@@ -266,3 +266,41 @@ def test_the_report_and_the_form_show_boxes_of_a_detection_run(tiny_owlv2, odd_i
     assert thumbnail_uri(out / boxed["destination"], boxes=json.loads(boxed["boxes"])) in report
     if (table["status"] == "uncertain").any():
         assert "nothing found" in report and "<td>nothing found</td>" in app.counts.value
+
+
+def _detection_results(tmp_path: Path) -> Path:
+    """A detection run's output.csv (written by hand: the rows a run writes) in a destination with its manifest."""
+    out = tmp_path / "found"
+    out.mkdir()
+    objects = parse_labels(["a rifle", "a flag"], "{}", minimum=1)
+    found = {
+        "a.jpg": [{"label": "a rifle", "score": 0.9, "box": [0, 0, 5, 5]}],
+        "b.jpg": [{"label": "a rifle", "score": 0.5, "box": [0, 0, 5, 5]}, {"label": "a flag", "score": 0.4,
+                                                                            "box": [1, 1, 4, 4]}],
+        "c.jpg": [],
+        "d.jpg": [{"label": "a flag", "score": 0.7, "box": [2, 2, 9, 9]}],
+    }  # fmt: skip
+    rows = [detection_row(name, f"sha-{name}", boxes, objects, threshold=0.1) for name, boxes in found.items()]
+    pd.DataFrame(rows).to_csv(out / "output.csv", index=False)
+    (out / "smart-sorter-run.json").write_text(json.dumps({"labels": ["a rifle", "a flag"], "detect": True}))
+    return out
+
+
+def test_evaluate_measures_presence_per_object(tmp_path, capsys):
+    from smart_sorter.cli import main
+    from smart_sorter.validation.presence import evaluate_presence
+
+    out = _detection_results(tmp_path)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("file,objects\na.jpg,a rifle\nb.jpg,A Flag\nc.jpg,none\nd.jpg,a flag; a rifle\n")
+    result = evaluate_presence(out, truth)
+    rifle, flag = result.per_object.loc["a rifle"], result.per_object.loc["a flag"]
+    # a rifle: found in a, b (held by a, d): precision 1/2, recall 1/2; a flag: found in b, d, held by both
+    assert (rifle["precision"], rifle["recall"], rifle["support"], rifle["found"]) == (0.5, 0.5, 2, 2)
+    assert (flag["precision"], flag["recall"], flag["support"], flag["found"]) == (1.0, 1.0, 2, 2)
+    by_rows = tmp_path / "rows.csv"  # the same truth, one row per object
+    by_rows.write_text("file,label\na.jpg,a rifle\nb.jpg,a flag\nc.jpg,none\nd.jpg,a flag\nd.jpg,a rifle\n")
+    assert evaluate_presence(out, by_rows).per_object.equals(result.per_object)
+    assert main(["evaluate", "--results", str(out), "--truth", str(truth)]) == 0
+    printed = capsys.readouterr().out
+    assert "Presence of each object in 4 hand-labelled file(s)" in printed and "a rifle" in printed

@@ -62,6 +62,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
     arguments = parser.parse_args(argv)
     from ..storage.tables import read_results
     from ..validation.evaluation import advise_thresholds, evaluate, run_categories
+    from ..validation.presence import evaluate_presence, is_detection_table
 
     def work() -> TextReport:
         destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
@@ -70,6 +71,9 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
             report_path(destination, arguments.report, force=arguments.force)
         table = read_results(arguments.results)
+        if is_detection_table(table):  # a detection run: is each object found where it is?
+            presence = evaluate_presence(arguments.results, arguments.truth)
+            return TextReport(presence.summary())
         categories = run_categories(arguments.results, table)
         evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0), categories=categories)
         advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
