@@ -65,6 +65,7 @@ class SortOptions:
     precision: str = "auto"  # the image tower's: fp16 on CUDA, bf16 where native and faster, else fp32
     tiles: int = 0  # > 0: also score tiles, this many across the shorter side; a label scores its best view
     detect: bool = False  # the labels are objects to find with a zero-shot detector (the model): boxes per file
+    by_example: bool = False  # detection: each object's prompts are paths of example images showing it (OWL)
 
     def __post_init__(self) -> None:
         if self.detect and self.model == DEFAULT_MODEL:  # the default classifier cannot detect: the default detector
@@ -91,6 +92,8 @@ class SortOptions:
         for name, value in (("threshold", self.threshold), ("margin", self.margin)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
+        if self.by_example and not self.detect:
+            raise OptionError("Example images are for finding objects; turn detection on as well.")
         if self.detect and self.multi_label:
             raise OptionError("Detection already finds every object in an image; turn multi-label mode off with it.")
         if self.copy_tags and not self.multi_label:

@@ -304,3 +304,54 @@ def test_evaluate_measures_presence_per_object(tmp_path, capsys):
     assert main(["evaluate", "--results", str(out), "--truth", str(truth)]) == 0
     printed = capsys.readouterr().out
     assert "Presence of each object in 4 hand-labelled file(s)" in printed and "a rifle" in printed
+
+
+@pytest.mark.slow
+def test_query_by_example_equals_the_models_image_guided_detection(tiny_owlv2, odd_images, tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoProcessor, Owlv2ForObjectDetection
+
+    examples = tmp_path / "examples"
+    (examples / "a dog").mkdir(parents=True)
+    noise_image(10).resize((40, 30)).save(examples / "a cat.png")
+    noise_image(11).resize((25, 25)).save(examples / "a dog" / "first.png")
+    noise_image(12).resize((30, 20)).save(examples / "a dog" / "second.png")
+    threshold = 0.6
+    result = sort_images(odd_images, tmp_path / "found", detect=examples, model=str(tiny_owlv2), threshold=threshold,
+                         progress_bar=False)  # fmt: skip
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["labels"] == ["a cat", "a dog"] and manifest["by_example"] is True
+
+    model = Owlv2ForObjectDetection.from_pretrained(tiny_owlv2).eval()
+    processor = AutoProcessor.from_pretrained(tiny_owlv2).image_processor
+    queries = [("a cat", examples / "a cat.png"), ("a dog", examples / "a dog" / "first.png"),
+               ("a dog", examples / "a dog" / "second.png")]  # fmt: skip
+    total = 0
+    for _, row in result.table.iterrows():
+        image = Image.open(odd_images / row["file"]).convert("RGB")
+        found = []
+        for name, example in queries:
+            inputs = processor(images=image, return_tensors="pt")
+            query = processor(images=Image.open(example).convert("RGB"), return_tensors="pt")
+            with torch.no_grad():
+                output = model.image_guided_detection(inputs["pixel_values"], query["pixel_values"])
+            boxes = processor.post_process_object_detection(
+                SimpleNamespace(logits=output.logits, pred_boxes=output.target_pred_boxes), threshold=threshold,
+                target_sizes=torch.tensor([[image.height, image.width]]),
+            )[0]  # fmt: skip
+            found += [{"label": name, "score": s.item(), "box": [int(v) for v in b.int().tolist()]}
+                      for s, b in zip(boxes["scores"], boxes["boxes"])]  # fmt: skip
+        expected = merge_views([found], [(0, 0, image.width, image.height)])  # a dog's two examples merged
+        _assert_same_boxes(json.loads(row["boxes"]), expected)
+        total += len(expected)
+    assert total > 0
+
+
+def test_examples_need_a_folder_of_images(tmp_path, photo_folder):
+    with pytest.raises(LabelError, match="holds no image"):
+        (tmp_path / "empty").mkdir()
+        sort_images(photo_folder, tmp_path / "out", detect=tmp_path / "empty")
+    with pytest.raises(OptionError, match="detection"):
+        SortOptions(by_example=True)

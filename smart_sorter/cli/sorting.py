@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         " the objects come from --labels or --labels-file (thresholds per object); --threshold is the score a box"
         " needs (0.1)",
     )  # fmt: skip
+    detection.add_argument(
+        "--detect-examples", "--detect_examples", type=Path, metavar="DIR",
+        help="find the objects shown in example images (OWL detectors): each image in DIR is an object named by"
+        " its file name, each subfolder an object with several examples",
+    )  # fmt: skip
     parser.add_argument_group("small things in big images").add_argument(
         "--tiles", type=setting("tiles", int, WHOLE_NUMBER), default=DEFAULTS.tiles, metavar="N",
         help="also look at overlapping tiles, N across the shorter side (never smaller than the model's input);"
@@ -153,14 +158,20 @@ def _add_output_arguments(output: argparse._ArgumentGroup) -> None:
 
 def options_from(arguments: argparse.Namespace) -> SortOptions:
     """The run's settings: every argument that names a SortOptions field."""
-    given = {**vars(arguments), "detect": bool(getattr(arguments, "detect", None))}
+    examples = getattr(arguments, "detect_examples", None) is not None
+    given = {**vars(arguments), "detect": bool(getattr(arguments, "detect", None)) or examples}
     return SortOptions(**{name: given[name] for name in SortOptions.field_names() if name in given})
 
 
 def sort_command(argv: Sequence[str]) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    labels = labels_given(parser, arguments)
+    if arguments.detect_examples is not None:
+        if arguments.detect is not None or arguments.labels is not None or arguments.labels_file is not None:
+            parser.error("--detect-examples names the objects itself; leave out --detect, --labels and --labels-file")
+        labels, objects = None, arguments.detect_examples
+    else:
+        labels, objects = labels_given(parser, arguments), None
     from ..runs.sorting import sort_images
 
     return print_outcome(
@@ -169,6 +180,7 @@ def sort_command(argv: Sequence[str]) -> int:
             arguments.destination,
             labels,
             options_from(arguments),
+            detect=objects,
             notify=lambda message: say(f"note: {message}"),
             progress_bar=not arguments.quiet,
         ),

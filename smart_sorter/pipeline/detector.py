@@ -145,6 +145,29 @@ class Detector:
         stacked = torch.stack(embeds)
         self._query_embeds = stacked / torch.linalg.norm(stacked, ord=2, dim=-1, keepdim=True)
 
+    def check_query_images(self) -> None:
+        if not self.owl:
+            raise ModelError(
+                f"{self.model_id!r} cannot look for objects shown in example images; OWL-ViT and OWLv2 models can"
+                " (such as google/owlv2-base-patch16-ensemble). Name the objects in words instead."
+            )
+
+    def set_query_images(self, images: list[Any]) -> None:
+        """Query by example (OWL models): each image (PIL) is a query; its embedding is that of the box the
+        model finds most object-like in it, as `image_guided_detection` takes it."""
+        import numpy as np
+        import torch
+
+        self.check_query_images()
+        network = self.network
+        pixels = torch.from_numpy(np.stack([self.prepare(image)[0] for image in images])).to(self.device)
+        with torch.inference_mode():
+            feature_map = network.image_embedder(pixel_values=pixels.to(network.dtype))[0]
+            batch, rows, columns, width = feature_map.shape
+            feats = feature_map.reshape(batch, rows * columns, width)
+            self._query_embeds = network.embed_image_query(feats, feature_map)[0][:, 0, :]
+        self._queries = [f"example {index + 1}" for index in range(len(images))]
+
     def prepare(self, image: Any) -> Any:
         """One image (PIL, RGB) as the model's input: pixel values and (height, width) for an OWL model,
         else the image itself for the pipeline."""

@@ -96,6 +96,8 @@ def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions)
     columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
     if options.detect:
         settings["detect"] = True
+        if options.by_example:
+            settings["by_example"] = True
         columns = detection_columns(options.top_k, label_set.categories)
     return RunPlan(source, destination, label_set, folders, folder_paths, csv_path, columns, settings, bucket_name)
 

@@ -27,7 +27,7 @@ from ..core.rows import BASE_COLUMNS, batch_rows, count_rows, make_row, row_tags
 from ..errors import DestinationError, LabelError, SourceError
 from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
-from ..pipeline.detection_scorer import DetectionScorer
+from ..pipeline.detection_scorer import DetectionScorer, example_objects
 from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
@@ -121,7 +121,7 @@ class Sorter:
     # Planning ------------------------------------------------------------------------------------
     def run(self, source: Path, destination: Path, labels: str | Mapping[str, object] | LabelSet | Path) -> SortResult:
         plan = plan_run(source, destination, labels, self.options)
-        for warning in plan.labels.warnings():
+        for warning in () if self.options.detect else plan.labels.warnings():  # advice on CLIP prompts
             self.notify(warning)
         scan = find_images(plan.source, exclude=(plan.destination,))
         state = self._state(plan)
@@ -137,6 +137,8 @@ class Sorter:
         self._started = time.perf_counter()
         if self._unscored(scan, state):
             self.encoder  # noqa: B018 - a model that cannot be loaded fails here, before anything is written
+            if self.options.by_example:
+                self.encoder.check_query_images()  # type: ignore[union-attr]
         self._model_seconds = time.perf_counter() - self._started
         try:
             plan.destination.mkdir(parents=True, exist_ok=True)
@@ -370,7 +372,9 @@ class Sorter:
     def _scorer(self, plan: RunPlan, cache: EmbeddingCache | None) -> BatchScorer | DetectionScorer:
         options = self.options
         if options.detect:
-            return DetectionScorer(self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles)
+            return DetectionScorer(
+                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles, examples=options.by_example
+            )
         return BatchScorer(
             self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
             batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
@@ -470,6 +474,8 @@ def sort_images(
         if labels is not None:
             raise LabelError("Give either labels to sort by or objects to detect, not both.")
         labels, detect = detect, True
+        if isinstance(labels, Path) and labels.is_dir():  # a folder of example images: query by example
+            labels, overrides["by_example"] = example_objects(labels), True
     if detect is not None:
         overrides["detect"] = detect
     if labels is None:
