@@ -355,3 +355,18 @@ def test_examples_need_a_folder_of_images(tmp_path, photo_folder):
         sort_images(photo_folder, tmp_path / "out", detect=tmp_path / "empty")
     with pytest.raises(OptionError, match="detection"):
         SortOptions(by_example=True)
+
+
+@pytest.mark.slow
+def test_a_half_precision_detector_runs_and_is_recorded(tiny_owlv2, odd_images, tmp_path):
+    """bf16 on the CPU exercises the half-precision path that fp16 takes on CUDA (`auto` there)."""
+    full = sort_images(odd_images, tmp_path / "fp32", detect=OBJECTS, model=str(tiny_owlv2), progress_bar=False)
+    half = sort_images(odd_images, tmp_path / "bf16", detect=OBJECTS, model=str(tiny_owlv2), precision="bf16",
+                       progress_bar=False)  # fmt: skip
+    model = json.loads(half.manifest_path.read_text())["model"]
+    assert model["dtype"] == "bfloat16" and model["precision"] == "bf16"
+    assert json.loads(full.manifest_path.read_text())["model"]["dtype"] == "float32"
+    assert half.table["status"].tolist() and set(half.table["status"]) <= {"sorted", "uncertain"}
+    best = [max([box["score"] for box in json.loads(text)], default=0.0) for text in full.table["boxes"]]
+    best_half = [max([box["score"] for box in json.loads(text)], default=0.0) for text in half.table["boxes"]]
+    assert np.allclose(best, best_half, atol=0.1)  # close, not equal: bf16 keeps 8 bits of mantissa

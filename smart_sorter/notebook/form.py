@@ -469,7 +469,9 @@ class SorterApp(widgets.VBox):
         if self._encoder is None or self._encoder[0] != key:
             self._encoder = None  # the old model is let go before the new one loads
             if options.detect:
-                loaded = load_detector(options.model, device=options.device, revision=options.revision)
+                loaded = load_detector(
+                    options.model, device=options.device, revision=options.revision, precision=options.model_precision
+                )
             else:
                 loaded = load_encoder(
                     options.model, device=options.device, revision=options.revision, precision=options.model_precision

@@ -81,17 +81,27 @@ class Detector:
 
     kind = "detector"
 
-    def __init__(self, model: str, *, device: str = "auto", revision: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, device: str = "auto", revision: str | None = None, precision: str = "auto"
+    ) -> None:
         self.model_id = model
         self.revision = revision
         self.requested_device = device
+        self.requested_precision = precision
         self._queries: list[str] = []
         self._query_embeds: Any = None
 
     @cached_property
     def _parts(self) -> tuple[Any, Any]:
+        """On the device, in fp16 on CUDA when `auto` (as the image tower of sorting), else as asked."""
+        from .precision import torch_dtype
+
         network, processor = load_detector_parts(self.model_id, revision=self.revision)
-        return network.to(pick_device(self.requested_device)).eval(), processor
+        device = pick_device(self.requested_device)
+        precision = self.requested_precision
+        if precision == "auto":  # no timing probe here: a detector's image tower dwarfs it, and bf16 is rare
+            precision = "fp16" if device.startswith("cuda") else "fp32"
+        return network.to(device=device, dtype=torch_dtype(precision)).eval(), processor
 
     def load(self) -> Detector:
         self._parts  # noqa: B018 - loading is the point
@@ -142,8 +152,8 @@ class Detector:
             with torch.inference_mode():
                 pooled = towers.text_model(**inputs).pooler_output
                 embeds.append(towers.text_projection(pooled)[0])
-        stacked = torch.stack(embeds)
-        self._query_embeds = stacked / torch.linalg.norm(stacked, ord=2, dim=-1, keepdim=True)
+        stacked = torch.stack(embeds).float()
+        self._query_embeds = (stacked / torch.linalg.norm(stacked, ord=2, dim=-1, keepdim=True)).to(self.network.dtype)
 
     def check_query_images(self) -> None:
         if not self.owl:
@@ -195,7 +205,7 @@ class Detector:
             image_feats = feature_map.reshape(batch, rows * columns, width)
             queries = self._query_embeds[None].expand(batch, -1, -1)
             mask = torch.ones(queries.shape[:2], dtype=torch.bool, device=self.device)
-            logits = network.class_predictor(image_feats, queries, mask)[0].float()
+            logits = network.class_predictor(image_feats, queries, mask)[0].float()  # post-processed in fp32
             boxes = network.box_predictor(image_feats, feature_map).float()
         found: list[list[Found]] = [[] for _ in inputs]
         for query in range(len(self._queries)):
@@ -232,5 +242,7 @@ class Detector:
         ]  # fmt: skip
 
 
-def load_detector(model: str, *, device: str = "auto", revision: str | None = None) -> Detector:
-    return Detector(model, device=device, revision=revision).load()
+def load_detector(
+    model: str, *, device: str = "auto", revision: str | None = None, precision: str = "auto"
+) -> Detector:
+    return Detector(model, device=device, revision=revision, precision=precision).load()

@@ -110,7 +110,10 @@ class Sorter:
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier | Detector:
         if self._encoder is None and self.options.detect:
-            self._encoder = Detector(self.options.model, device=self.options.device, revision=self.options.revision)
+            options = self.options
+            self._encoder = Detector(
+                options.model, device=options.device, revision=options.revision, precision=options.model_precision
+            )
         if self._encoder is None:
             options = self.options
             self._encoder = load_encoder(
@@ -425,7 +428,8 @@ class Sorter:
         if not advice:
             return
         if total / rate >= SLOW_RUN_SECONDS and str(getattr(self.encoder, "device", "")) == "cpu":
-            advice += " It runs on the CPU: a GPU, or the smaller openai/clip-vit-base-patch32, is much faster."
+            smaller = "google/owlvit-base-patch32" if self.options.detect else "openai/clip-vit-base-patch32"
+            advice += f" It runs on the CPU: a GPU, or the smaller {smaller}, is much faster."
         self.notify(advice)
 
 
