@@ -370,3 +370,12 @@ def test_a_half_precision_detector_runs_and_is_recorded(tiny_owlv2, odd_images, 
     best = [max([box["score"] for box in json.loads(text)], default=0.0) for text in full.table["boxes"]]
     best_half = [max([box["score"] for box in json.loads(text)], default=0.0) for text in half.table["boxes"]]
     assert np.allclose(best, best_half, atol=0.1)  # close, not equal: bf16 keeps 8 bits of mantissa
+
+
+def test_runners_up_are_the_other_objects_found_up_to_top_k():
+    objects = parse_labels(["a", "b", "c"], "{}", minimum=1)
+    found = [{"label": name, "score": score, "box": [0, 0, 1, 1]} for name, score in (("c", 0.9), ("a", 0.5))]
+    row = detection_row("x.jpg", "s", found, objects, threshold=0.1, top_k=3)
+    assert (row["label"], row["label_2"], row["score_2"], row["objects"]) == ("c", "a", 0.5, "c; a")
+    short = detection_row("x.jpg", "s", found, objects, threshold=0.1, top_k=1)
+    assert "label_2" not in short and short["objects"] == "c; a"  # every object found is still listed

@@ -73,23 +73,29 @@ def merge_views(
 
 
 def detection_row(
-    relative: str, sha256: str, detections: Sequence[Detection], objects: LabelSet, *, threshold: float | None
+    relative: str,
+    sha256: str,
+    detections: Sequence[Detection],
+    objects: LabelSet,
+    *,
+    threshold: float | None,
+    top_k: int | None = None,
 ) -> dict[str, Any]:
     """A file's row: its best object as the label (`nothing found`: status `uncertain`, no label), the
-    other objects found as runners-up, every box kept and a count per object."""
+    other objects found as runners-up (up to `top_k` in all), every box kept and a count per object."""
     kept = kept_detections(detections, objects, threshold)
     best: dict[str, float] = {}
     for found in kept:
         best.setdefault(found["label"], found["score"])
     names = list(best)
-    order = tuple(objects.categories.index(name) for name in names)
+    order = tuple(objects.categories.index(name) for name in names)[:top_k]
     prompt = objects.all_prompts[objects.prompt_owner.index(order[0])] if order else ""
     row = make_row(
         relative,
         sha256,
         categories=objects.categories,
         order=order,
-        probabilities=tuple(best.values()),
+        probabilities=tuple(best.values())[:top_k],
         prompt=prompt,
         status="sorted" if kept else "uncertain",
     )

@@ -390,7 +390,9 @@ class Sorter:
             found = iter(scores or ())
             return [
                 make_row(relative, sha256, status="error", error=error) if error
-                else detection_row(relative, sha256, next(found), plan.labels, threshold=options.threshold)
+                else detection_row(
+                    relative, sha256, next(found), plan.labels, threshold=options.threshold, top_k=options.top_k
+                )
                 for relative, sha256, error in entries
             ]  # fmt: skip
         return batch_rows(entries, scores, plan.labels, top_k=options.top_k, threshold=options.threshold,
