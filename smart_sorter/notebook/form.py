@@ -199,7 +199,7 @@ class SorterApp(widgets.VBox):
             value=defaults.copy_tags, description="Multi-label: also copy into every tag's folder", **checkbox
         )
         self.detect = widgets.Checkbox(
-            value=defaults.detect, description="Find objects: the labels are objects, the model a detector", **checkbox
+            value=defaults.detect, description="Find objects (detection): labels are objects to look for", **checkbox
         )
         self.tiles = widgets.BoundedIntText(
             value=defaults.tiles, min=0, max=16, description="Tiles across", style=style
