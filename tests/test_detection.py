@@ -379,3 +379,22 @@ def test_runners_up_are_the_other_objects_found_up_to_top_k():
     assert (row["label"], row["label_2"], row["score_2"], row["objects"]) == ("c", "a", 0.5, "c; a")
     short = detection_row("x.jpg", "s", found, objects, threshold=0.1, top_k=1)
     assert "label_2" not in short and short["objects"] == "c; a"  # every object found is still listed
+
+
+@pytest.mark.slow
+def test_the_command_line_detects_with_per_object_thresholds_and_refuses_to_resort(tiny_owlv2, odd_images, tmp_path,
+                                                                                    capsys):  # fmt: skip
+    from smart_sorter.cli import main
+
+    objects = tmp_path / "objects.yaml"
+    objects.write_text("a cat:\n  prompts: [a cat]\n  threshold: 0.9\na dog: a dog\n")
+    out = tmp_path / "found"
+    assert main(["--source", str(odd_images), "--destination", str(out), "--labels-file", str(objects), "--detect",
+                 "--model", str(tiny_owlv2), "--threshold", "0.5", "--quiet"]) == 0  # fmt: skip
+    table = pd.read_csv(out / "output.csv", keep_default_na=False)
+    boxes = [box for text in table["boxes"] for box in json.loads(text)]
+    assert boxes and all(box["score"] > (0.9 if box["label"] == "a cat" else 0.5) for box in boxes)
+    assert any(box["label"] == "a dog" and box["score"] <= 0.9 for box in boxes)  # the cat's threshold is its own
+    capsys.readouterr()
+    assert main(["resort", str(out), "--labels", "a cow, a horse"]) == 1
+    assert "detected objects" in capsys.readouterr().err
