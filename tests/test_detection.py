@@ -304,6 +304,11 @@ def test_evaluate_measures_presence_per_object(tmp_path, capsys):
     assert main(["evaluate", "--results", str(out), "--truth", str(truth)]) == 0
     printed = capsys.readouterr().out
     assert "Presence of each object in 4 hand-labelled file(s)" in printed and "a rifle" in printed
+    assert main(["report", str(out), "--truth", str(truth)]) == 0
+    report = (out / "report.html").read_text()
+    assert "Objects found, against hand labels" in report and "Evaluation against hand labels" not in report
+    assert main(["evaluate", "--results", str(out), "--truth", str(truth), "--report", str(tmp_path / "r.html")]) == 0
+    assert "Objects found, against hand labels" in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.slow

@@ -112,8 +112,10 @@ def render_report(
     evaluation: Evaluation | None = None,
     per_label: int = PER_LABEL,
     blur: bool = False,
+    presence: Any = None,
 ) -> str:
-    """The report of the run in `destination` as one HTML text."""
+    """The report of the run in `destination` as one HTML text; `presence` (a detection run's
+    `PresenceEvaluation`) adds each object's precision and recall."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     destination = Path(destination).resolve()
@@ -134,6 +136,7 @@ def render_report(
         sections=_gallery(table, destination, per_label),
         histograms=_histograms(table),
         evaluation=evaluation,
+        presence=presence,
         confusion=_confusion_cells(evaluation) if evaluation is not None else None,
         per_class=evaluation.per_class.reset_index().to_dict("records") if evaluation is not None else [],
         blur=blur,
