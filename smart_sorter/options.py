@@ -9,6 +9,7 @@ from typing import Any
 from .errors import OptionError
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"  # detection mode's model unless one is given
 # The transformers zero-shot image pipeline's own default, so scores match it.
 DEFAULT_TEMPLATE = "This is a photo of {}."
 OUTPUT_FILE_NAME = "output.csv"
@@ -70,8 +71,13 @@ class SortOptions:
     video_every: float | None = None  # instead: a frame every this many seconds
     video_keyframes: bool = False  # instead: the keyframes alone (fast: nothing between them is decoded)
     video_score: str = "auto"  # a video's label: mean of its frames' probabilities, or max (best frame)
+    tiles: int = 0  # > 0: also score tiles, this many across the shorter side; a label scores its best view
+    detect: bool = False  # the labels are objects to find with a zero-shot detector (the model): boxes per file
+    by_example: bool = False  # detection: each object's prompts are paths of example images showing it (OWL)
 
     def __post_init__(self) -> None:
+        if self.detect and self.model == DEFAULT_MODEL:  # the default classifier cannot detect: the default detector
+            object.__setattr__(self, "model", DEFAULT_DETECTOR)
         if self.output_file is not None and not isinstance(self.output_file, Path):
             object.__setattr__(self, "output_file", Path(self.output_file))
         _check_choice("operation", self.operation, OPERATIONS)
@@ -88,11 +94,17 @@ class SortOptions:
             raise OptionError(f"device must be one of {', '.join(DEVICES)} or cuda:N; got {self.device!r}.")
         if self.batch_size < 1:
             raise OptionError(f"batch size must be at least 1; got {self.batch_size}.")
+        if self.tiles < 0:
+            raise OptionError(f"tiles must be 0 (no tiling) or more; got {self.tiles}.")
         if self.top_k < 1:
             raise OptionError(f"top-k must be at least 1; got {self.top_k}.")
         for name, value in (("threshold", self.threshold), ("margin", self.margin)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
+        if self.by_example and not self.detect:
+            raise OptionError("Example images are for finding objects; turn detection on as well.")
+        if self.detect and self.multi_label:
+            raise OptionError("Detection already finds every object in an image; turn multi-label mode off with it.")
         if self.copy_tags and not self.multi_label:
             raise OptionError("Copying into every tagged folder needs multi-label mode; turn it on as well.")
         if self.max_image_mb < 1:

@@ -35,6 +35,21 @@ def tiny_siglip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_owlv2(tmp_path_factory) -> Path:
+    """A random-weight OWLv2 detector: proves the plumbing of detection mode."""
+    from tests.factories import save_owlv2
+
+    return save_owlv2(tmp_path_factory.mktemp("tiny-owlv2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_grounding_dino(tmp_path_factory) -> Path:
+    from tests.factories import save_grounding_dino
+
+    return save_grounding_dino(tmp_path_factory.mktemp("tiny-grounding-dino"))
+
+
+@pytest.fixture(scope="session")
 def toy_clip(tmp_path_factory) -> Path:
     """A tiny CLIP trained on coloured shapes: proves that sorting sorts."""
     from tests.toy_clip import train_toy_clip

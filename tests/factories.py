@@ -17,15 +17,19 @@ from PIL import Image
 _CHARS = string.ascii_lowercase + string.digits + ".,'-!?"
 
 
-def write_clip_tokenizer(folder: Path) -> object:
-    """A character-level CLIP tokenizer: a valid vocab.json and an empty merges.txt."""
+def write_clip_tokenizer(folder: Path, *, specials_last: bool = False) -> object:
+    """A character-level CLIP tokenizer: a valid vocab.json and an empty merges.txt. With `specials_last` the
+    start and end tokens take the last ids, as in CLIP's own vocabulary (OWL models take a query whose first
+    id is 0 for padding, and pool at the highest id)."""
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    vocab = {} if specials_last else {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for char in _CHARS:
         vocab[char] = len(vocab)
         vocab[char + "</w>"] = len(vocab)
+    if specials_last:
+        vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")
@@ -188,3 +192,78 @@ def image_bytes(image: Image.Image, format: str = "JPEG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def save_owlv2(folder: Path, *, image_size: int = 128, seed: int = 0) -> Path:
+    """A tiny random OWLv2 (hidden size 64, image size 128, patch 16) with a CLIP tokenizer and its processor."""
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    folder = Path(folder)
+    tokenizer = write_clip_tokenizer(folder / "tokenizer-source", specials_last=True)
+    vocab_size = 2 + 2 * len(_CHARS)
+    config = Owlv2Config(
+        text_config=dict(
+            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+            max_position_embeddings=64, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+        ),
+        vision_config=dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+            image_size=image_size, patch_size=16,
+        ),
+        projection_dim=64,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = Owlv2ForObjectDetection(config).eval()
+    with torch.no_grad():  # the class head's default init saturates every score at 1: spread them out
+        for layer in (model.class_head.dense0, model.class_head.logit_shift, model.class_head.logit_scale):
+            layer.weight.normal_(0.0, 0.2)
+    model.save_pretrained(folder)
+    processor = Owlv2ImageProcessor(size={"height": image_size, "width": image_size})
+    Owlv2Processor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
+    shutil.rmtree(folder / "tokenizer-source")
+    return folder
+
+
+def write_bert_tokenizer(folder: Path) -> object:
+    """A character-level BERT word-piece tokenizer: every lower-case word splits into known pieces."""
+    from transformers import BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_CHARS, *(f"##{char}" for char in _CHARS)]
+    (folder / "vocab.txt").write_text("\n".join(pieces) + "\n")
+    return BertTokenizer(str(folder / "vocab.txt"))
+
+
+def save_grounding_dino(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny random Grounding DINO (a two-stage Swin backbone, a two-layer BERT) with its processor."""
+    import torch
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    folder = Path(folder)
+    tokenizer = write_bert_tokenizer(folder / "tokenizer-source")
+    config = GroundingDinoConfig(
+        backbone_config=dict(
+            model_type="swin", image_size=64, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 1],
+            window_size=4, out_features=["stage1", "stage2"],
+        ),
+        text_config=dict(
+            model_type="bert", vocab_size=len(tokenizer.vocab), hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+        ),
+        d_model=32, num_queries=20, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=2, encoder_n_points=2,
+        decoder_n_points=2, max_text_len=32,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    GroundingDinoForObjectDetection(config).eval().save_pretrained(folder)
+    processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    GroundingDinoProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
+    shutil.rmtree(folder / "tokenizer-source")
+    return folder

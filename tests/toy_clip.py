@@ -26,6 +26,15 @@ def draw_shape(label: str, rng: np.random.Generator, size: int = 64) -> Image.Im
     draw = ImageDraw.Draw(image)
     radius = int(rng.integers(size // 6, size // 3))
     cx, cy = (int(v) for v in rng.integers(radius, size - radius, size=2))
+    draw_figure(draw, label, (cx, cy), radius, rng)
+    noise = rng.normal(0, 8, size=(size, size, 3))
+    return Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
+
+
+def draw_figure(draw: ImageDraw.ImageDraw, label: str, centre: tuple[int, int], radius: int, rng) -> None:
+    """The shape of `label` (its colour varied a little) drawn around `centre`."""
+    colour_name, shape = label.split()
+    cx, cy = centre
     colour = tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in _COLOURS[colour_name])
     box = (cx - radius, cy - radius, cx + radius, cy + radius)
     if shape == "circle":
@@ -38,8 +47,6 @@ def draw_shape(label: str, rng: np.random.Generator, size: int = 64) -> Image.Im
         width = max(2, radius // 3)
         draw.rectangle((cx - radius, cy - width, cx + radius, cy + width), fill=colour)
         draw.rectangle((cx - width, cy - radius, cx + width, cy + radius), fill=colour)
-    noise = rng.normal(0, 8, size=(size, size, 3))
-    return Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
 
 
 def make_dataset(count: int, seed: int) -> tuple[list[Image.Image], list[int]]:

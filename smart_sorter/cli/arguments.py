@@ -73,10 +73,10 @@ def verbose_values(argv: Sequence[str]) -> list[str]:
     return kept + argv[end:]
 
 
-def add_label_arguments(parser: argparse.ArgumentParser | Any) -> None:
+def add_label_arguments(parser: argparse.ArgumentParser | Any, *, required: bool = True) -> None:
     """The labels and how they are scored and trusted: shared by sorting and re-sorting. `parser` may be
     an argument group."""
-    labels = parser.add_mutually_exclusive_group(required=True)
+    labels = parser.add_mutually_exclusive_group(required=required)
     labels.add_argument(
         "--labels", help='comma-separated labels, each put into --template: "a cat, a dog, a bird in the sky"'
     )  # fmt: skip
@@ -116,7 +116,15 @@ def add_label_arguments(parser: argparse.ArgumentParser | Any) -> None:
 
 
 def labels_given(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> object:
-    """The labels file, or the labels text; one "label" that is a labels file's name is an argument error."""
+    """The labels file, or the labels text; one "label" that is a labels file's name is an argument error.
+    In detection mode (`--detect`), the objects: its text, or the labels given with it."""
+    detect = getattr(arguments, "detect", None)
+    if isinstance(detect, str):
+        if arguments.labels is not None or arguments.labels_file is not None:
+            parser.error("give the objects either to --detect or with --labels/--labels-file, not both")
+        return detect
+    if arguments.labels is None and arguments.labels_file is None:
+        parser.error("one of the arguments --labels --labels-file (or --detect OBJECTS) is required")
     if arguments.labels_file is not None:
         return arguments.labels_file
     text = arguments.labels.strip()

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..options import DEVICES, MAX_VIDEO_FRAMES, OPERATIONS, PRECISIONS, PREPROCESS_MODES, VIDEO_SCORES, SortOptions
+from ..options import (
+    DEFAULT_DETECTOR,
+    DEVICES,
+    MAX_VIDEO_FRAMES,
+    OPERATIONS,
+    PRECISIONS,
+    PREPROCESS_MODES,
+    VIDEO_SCORES,
+    SortOptions,
+)
 from .arguments import DEFAULTS, add_label_arguments, add_verbose, labels_given, setting
 from .printing import print_outcome, say
 
@@ -26,6 +35,8 @@ The original Smart Image Sorter's flags work as they were: --output_file, --batc
 other commands (each has its own --help):
   smart-sorter resort DESTINATION --labels "a, b, c"
       sort a finished destination again with new labels, in place, from the cached embeddings
+  smart-sorter --source photos --destination found --detect "a rifle, a tank, a flag"
+      find objects with a zero-shot detector: one folder per object, boxes in output.csv
   smart-sorter undo DESTINATION
       put moved files back and remove the copies a run made, verified by hash
   smart-sorter cache [--clear]
@@ -57,8 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--operation", choices=OPERATIONS, default=DEFAULTS.operation, help="copy (default) or move the files"
     )
     where.add_argument("--dry-run", "--dry_run", action="store_true", help="score and write plan.csv; place no file")
-    add_label_arguments(parser.add_argument_group("labels"))
+    add_label_arguments(parser.add_argument_group("labels"), required=False)
     _add_tag_arguments(parser.add_argument_group("several labels per image"))
+    detection = parser.add_argument_group("finding objects")
+    detection.add_argument(
+        "--detect", nargs="?", const=True, metavar="OBJECTS",
+        help='find these objects with a zero-shot detector (--model, default '
+        f'{DEFAULT_DETECTOR}): "a rifle, a tank, a flag"; each image goes to the folder of its most confident'
+        " object, copied into those of the others found, or to 'nothing found'; boxes in output.csv. Alone,"
+        " the objects come from --labels or --labels-file (thresholds per object); --threshold is the score a box"
+        " needs (0.1)",
+    )  # fmt: skip
+    detection.add_argument(
+        "--detect-examples", "--detect_examples", type=Path, metavar="DIR",
+        help="find the objects shown in example images (OWL detectors): each image in DIR is an object named by"
+        " its file name, each subfolder an object with several examples",
+    )  # fmt: skip
+    parser.add_argument_group("small things in big images").add_argument(
+        "--tiles", type=setting("tiles", int, WHOLE_NUMBER), default=DEFAULTS.tiles, metavar="N",
+        help="also look at overlapping tiles, N across the shorter side (never smaller than the model's input);"
+        " each label is scored by its best tile, so an image 'contains' it (0: the whole image only)",
+    )  # fmt: skip
     _add_model_arguments(parser.add_argument_group("the model"))
     _add_video_arguments(parser.add_argument_group("videos (sorted by their frames; needs the video extra)"))
     _add_output_arguments(parser.add_argument_group("output"))
@@ -163,14 +193,20 @@ def _add_output_arguments(output: argparse._ArgumentGroup) -> None:
 
 def options_from(arguments: argparse.Namespace) -> SortOptions:
     """The run's settings: every argument that names a SortOptions field."""
-    given = vars(arguments)
+    examples = getattr(arguments, "detect_examples", None) is not None
+    given = {**vars(arguments), "detect": bool(getattr(arguments, "detect", None)) or examples}
     return SortOptions(**{name: given[name] for name in SortOptions.field_names() if name in given})
 
 
 def sort_command(argv: Sequence[str]) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    labels = labels_given(parser, arguments)
+    if arguments.detect_examples is not None:
+        if arguments.detect is not None or arguments.labels is not None or arguments.labels_file is not None:
+            parser.error("--detect-examples names the objects itself; leave out --detect, --labels and --labels-file")
+        labels, objects = None, arguments.detect_examples
+    else:
+        labels, objects = labels_given(parser, arguments), None
     from ..runs.sorting import sort_images
 
     return print_outcome(
@@ -179,6 +215,7 @@ def sort_command(argv: Sequence[str]) -> int:
             arguments.destination,
             labels,
             options_from(arguments),
+            detect=objects,
             notify=lambda message: say(f"note: {message}"),
             progress_bar=not arguments.quiet,
         ),

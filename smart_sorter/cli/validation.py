@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .printing import TextReport, print_outcome
 
@@ -62,6 +63,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
     arguments = parser.parse_args(argv)
     from ..storage.tables import read_results
     from ..validation.evaluation import advise_thresholds, evaluate, run_categories
+    from ..validation.presence import is_detection_table
 
     def work() -> TextReport:
         destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
@@ -70,6 +72,8 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
             report_path(destination, arguments.report, force=arguments.force)
         table = read_results(arguments.results)
+        if is_detection_table(table):  # a detection run: is each object found where it is?
+            return _presence_report(arguments, table, destination)
         categories = run_categories(arguments.results, table)
         evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0), categories=categories)
         advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
@@ -96,6 +100,20 @@ def evaluate_command(argv: Sequence[str]) -> int:
     return print_outcome(work, arguments.verbose)
 
 
+def _presence_report(arguments: argparse.Namespace, table: Any, destination: Path) -> TextReport:
+    """`evaluate` of a detection run: each object's precision and recall, and the report with them if asked."""
+    from ..validation.presence import evaluate_presence
+
+    presence = evaluate_presence(arguments.results, arguments.truth)
+    if arguments.report is None:
+        return TextReport(presence.summary())
+    from ..validation.html_report import write_report
+
+    written = write_report(destination, arguments.report, results=table, presence=presence,
+                           blur=arguments.blur, force=arguments.force)  # fmt: skip
+    return TextReport(f"{presence.summary()}\nReport: {written}")
+
+
 def report_command(argv: Sequence[str]) -> int:
     parser = _parser("report", "Write one self-contained HTML file showing a sorting (works offline).")
     parser.add_argument("destination", type=Path, help="the destination folder of a run")
@@ -105,13 +123,19 @@ def report_command(argv: Sequence[str]) -> int:
     parser.add_argument("--blur", action="store_true", help="blur images until clicked (graphic material)")
     parser.add_argument("--force", action="store_true", help="replace an existing report file")
     arguments = parser.parse_args(argv)
+    from ..storage.tables import read_results
     from ..validation.evaluation import evaluate
     from ..validation.html_report import report_path, write_report
+    from ..validation.presence import evaluate_presence, is_detection_table
 
     def work() -> TextReport:
         report_path(arguments.destination, arguments.output, force=arguments.force)  # refused before the work
-        evaluation = evaluate(arguments.destination, arguments.truth) if arguments.truth is not None else None
-        written = write_report(arguments.destination, arguments.output, evaluation=evaluation,
+        evaluation = presence = None
+        if arguments.truth is not None and is_detection_table(read_results(arguments.destination)):
+            presence = evaluate_presence(arguments.destination, arguments.truth)
+        elif arguments.truth is not None:
+            evaluation = evaluate(arguments.destination, arguments.truth)
+        written = write_report(arguments.destination, arguments.output, evaluation=evaluation, presence=presence,
                                per_label=arguments.per_label, blur=arguments.blur, force=arguments.force)  # fmt: skip
         return TextReport(f"Report: {written}")
 

@@ -158,7 +158,9 @@ def _clean(text: object, where: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def _check_categories(categories: Sequence[str]) -> None:
+def _check_categories(categories: Sequence[str], minimum: int = 2) -> None:
+    if minimum == 1 and not any(categories):
+        raise LabelError('No object to look for was given; name at least one, as in "a rifle, a flag".')
     if any(not category for category in categories):
         raise LabelError('A label is empty: check for a doubled or trailing comma, as in "cat,,dog" or "cat,dog,".')
     seen: dict[str, str] = {}
@@ -167,7 +169,7 @@ def _check_categories(categories: Sequence[str]) -> None:
         if key in seen:
             raise LabelError(f"The label {category!r} is repeated ({seen[key]!r}); each category must be distinct.")
         seen[key] = category
-    if len(categories) < 2:
+    if len(categories) < minimum:
         raise LabelError(
             f"At least two labels are needed to sort; got {len(categories)}"
             + (f" ({categories[0]!r})" if categories else "")
@@ -175,10 +177,10 @@ def _check_categories(categories: Sequence[str]) -> None:
         )
 
 
-def labels_from_list(labels: Sequence[object], template: str) -> LabelSet:
+def labels_from_list(labels: Sequence[object], template: str, minimum: int = 2) -> LabelSet:
     """Labels each filled into `template` (the pipeline's way)."""
     categories = [_clean(label, "A label") for label in labels]
-    _check_categories(categories)
+    _check_categories(categories, minimum)
     prompts = tuple((template.format(category),) for category in categories)
     return LabelSet(tuple(categories), prompts, template)
 
@@ -191,7 +193,7 @@ def _threshold(value: object, category: str) -> float | None:
     return float(value)
 
 
-def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
+def labels_from_mapping(mapping: Mapping[str, object], minimum: int = 2) -> LabelSet:
     """Category -> prompt, list of prompts, or {"prompts": [...], "threshold": 0.4, "negative": false}.
 
     Prompts are used as written. A negative category ("none of these") gets no folder: a file whose
@@ -225,7 +227,7 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
         prompts.append(group)
         thresholds.append(threshold)
         negatives.append(negative)
-    _check_categories(categories)
+    _check_categories(categories, minimum)
     if all(negatives):
         raise LabelError("Every category is marked negative; at least one must be a real label to sort into.")
     owner: dict[str, str] = {}
@@ -238,7 +240,7 @@ def labels_from_mapping(mapping: Mapping[str, object]) -> LabelSet:
     return LabelSet(tuple(categories), tuple(prompts), None, tuple(thresholds), tuple(negatives))
 
 
-def read_labels_file(path: Path) -> LabelSet:
+def read_labels_file(path: Path, minimum: int = 2) -> LabelSet:
     """A JSON or YAML file mapping each category to its prompts."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -261,18 +263,18 @@ def read_labels_file(path: Path) -> LabelSet:
             f"The labels file {str(path)!r} must map each category to its prompts, as in"
             ' {"cat": ["a photo of a cat"], "dog": ["a photo of a dog"]}.'
         )
-    return labels_from_mapping(data)
+    return labels_from_mapping(data, minimum)
 
 
-def labels_from_text(text: str, template: str) -> LabelSet:
+def labels_from_text(text: str, template: str, minimum: int = 2) -> LabelSet:
     """Labels as typed in a text box: one line is a comma list; several lines are one category each,
     as `category` (filled into the template) or `category: prompt; another prompt` (used as written)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if len(lines) <= 1:
-        return labels_from_list(text.split(","), template)
+        return labels_from_list(text.split(","), template, minimum)
     described = [line.partition(":") for line in lines]
     if not any(colon for _, colon, _ in described):
-        return labels_from_list(lines, template)
+        return labels_from_list(lines, template, minimum)
     mapping: dict[str, object] = {}
     for category, _, prompts in described:
         category = category.strip()
@@ -280,19 +282,19 @@ def labels_from_text(text: str, template: str) -> LabelSet:
             _check_categories([*mapping, category])  # names the repeated category
         written = [prompt.strip() for prompt in prompts.split(";") if prompt.strip()]
         mapping[category] = written or [template.format(category)]
-    return labels_from_mapping(mapping)
+    return labels_from_mapping(mapping, minimum)
 
 
-def parse_labels(labels: str | Mapping[str, object] | LabelSet | Path, template: str) -> LabelSet:
-    """Any form a user may give labels in, as a LabelSet."""
+def parse_labels(labels: str | Mapping[str, object] | LabelSet | Path, template: str, *, minimum: int = 2) -> LabelSet:
+    """Any form a user may give labels in, as a LabelSet; `minimum` categories (1 for objects to detect)."""
     if isinstance(labels, LabelSet):
         return labels
     if isinstance(labels, Path):
-        return read_labels_file(labels)
+        return read_labels_file(labels, minimum)
     if isinstance(labels, Mapping):
-        return labels_from_mapping(labels)
+        return labels_from_mapping(labels, minimum)
     if isinstance(labels, str):
-        return labels_from_text(labels, template)
+        return labels_from_text(labels, template, minimum)
     if isinstance(labels, Sequence):
-        return labels_from_list(labels, template)
+        return labels_from_list(labels, template, minimum)
     raise LabelError(f"Labels must be a comma-separated text, a list, or a mapping; got {type(labels).__name__}.")

@@ -31,13 +31,15 @@ def csv_columns(top_k: int, tag_categories: tuple[str, ...] = (), *, copies: boo
     return BASE_COLUMNS + VIDEO_COLUMNS + runners_up + (tags + times if tag_categories else ())
 
 
-def count_rows(rows: list[dict[str, Any]], categories: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
-    """Files per label (in the user's order, then `uncertain` if any) and per status."""
+def count_rows(
+    rows: list[dict[str, Any]], categories: tuple[str, ...], bucket: str = "uncertain"
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Files per label (in the user's order, then the uncertain `bucket`, if any) and per status."""
     labels = Counter(row["label"] for row in rows if row["status"] == "sorted")
     statuses = Counter(row["status"] for row in rows)
     counts = {label: labels.get(label, 0) for label in categories}
     if statuses.get("uncertain"):
-        counts["uncertain"] = statuses["uncertain"]
+        counts[bucket] = statuses["uncertain"]
     return counts, dict(statuses)
 
 
@@ -131,8 +133,8 @@ def runners_up(row: Any) -> list[tuple[str, float]]:
 
 
 def row_tags(row: dict[str, Any]) -> list[str]:
-    """The tags of a multi-label row, best first."""
-    return [tag for tag in str(row.get("tags") or "").split("; ") if tag]
+    """The tags of a multi-label row (the objects found, in detection mode), best first."""
+    return [tag for tag in str(row.get("tags") or row.get("objects") or "").split("; ") if tag]
 
 
 def batch_rows(

@@ -17,8 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.detections import NOTHING_FOUND, row_boxes
 from ..errors import OptionError, OtherRunError, SmartSorterError
-from ..options import MAX_VIDEO_FRAMES, OUTPUT_FILE_NAME, PRECISIONS, PREPROCESS_MODES, UNCERTAIN_FOLDER, SortOptions
+from ..options import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MODEL,
+    MAX_VIDEO_FRAMES,
+    OUTPUT_FILE_NAME,
+    PRECISIONS,
+    PREPROCESS_MODES,
+    UNCERTAIN_FOLDER,
+    SortOptions,
+)
 from ..pipeline.cpu_threads import let_idle_threads_sleep
 from ..pipeline.thumbnails import thumbnail_uri, video_strip
 from ..runs.outcome import Progress, SortResult
@@ -43,6 +53,7 @@ SUGGESTED_MODELS: dict[str, str] = {
     "google/siglip-base-patch16-224": "SigLIP: scores each label on its own, good for multi-label tags",
     "geolocal/StreetCLIP": "StreetCLIP, for geolocation: use countries or cities as labels",
     "google/siglip2-base-patch16-224": "SigLIP 2, multilingual: labels in other languages than English",
+    DEFAULT_DETECTOR: "OWLv2, an object detector: for 'Find objects' (the labels are the objects)",
 }
 THUMBNAILS_PER_LABEL = 4
 LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -84,7 +95,7 @@ def _preview(row: Any, destination: Path, frame_times: dict[str, list[float]]) -
     """A file's thumbnail; a video's strip of scored frames with their times, its best match outlined."""
     title = html.escape(f"{row['file']} ({row['score']:.2f})", quote=True)
     if row.get("kind") != "video":
-        uri = thumbnail_uri(destination / row["destination"], 120)
+        uri = thumbnail_uri(destination / row["destination"], 120, boxes=row_boxes(row))
         return "" if uri is None else f"<img src='{uri}' title='{title}' alt='{title}' style='height:90px;margin:2px'>"
     best = float(row["time"]) if str(row.get("time", "")) not in ("", "nan") else None
     strip = video_strip(destination / row["destination"], frame_times.get(row["file"], []), best, size=90)
@@ -110,7 +121,7 @@ def _previews(
     frame_times = read_frame_times(csv_path or destination / OUTPUT_FILE_NAME)
     blocks = []
     for label in counts:
-        if label == UNCERTAIN_FOLDER:
+        if label in (UNCERTAIN_FOLDER, NOTHING_FOUND):
             chosen = table[table["status"] == "uncertain"]
         else:
             chosen = table[(table["status"] == "sorted") & (table["label"] == label)]
@@ -220,6 +231,12 @@ class SorterApp(widgets.VBox):
         self.copy_tags = widgets.Checkbox(
             value=defaults.copy_tags, description="Multi-label: also copy into every tag's folder", **checkbox
         )
+        self.detect = widgets.Checkbox(
+            value=defaults.detect, description="Find objects (detection): labels are objects to look for", **checkbox
+        )
+        self.tiles = widgets.BoundedIntText(
+            value=defaults.tiles, min=0, max=16, description="Tiles across", style=style
+        )  # 0: the whole image only
         self.preprocess = widgets.Dropdown(
             options=PREPROCESS_MODES, value=defaults.preprocess, description="Preprocess", style=style
         )
@@ -250,6 +267,12 @@ class SorterApp(widgets.VBox):
                     self.threshold,
                     self.multi_label,
                     self.copy_tags,
+                    self.detect,
+                    widgets.HTML(
+                        "<small>Tiles across: 0 = off; else each image is also seen in that many overlapping tiles"
+                        " across its shorter side, so small things are found.</small>"
+                    ),  # fmt: skip
+                    self.tiles,
                     self.preprocess,
                     self.precision,
                     self.video_frames,
@@ -376,8 +399,12 @@ class SorterApp(widgets.VBox):
         labels_file = Path(labels).expanduser() if "\n" not in labels else None
         if labels_file is not None and labels_file.suffix.lower() in LABEL_FILE_SUFFIXES and labels_file.is_file():
             labels = labels_file  # the path of a labels file: categories, prompts, thresholds, negatives
+        if self.detect.value and model == DEFAULT_MODEL:
+            model = DEFAULT_DETECTOR  # the default classifier cannot find objects
         options = self.defaults.with_changes(
             model=model,
+            detect=self.detect.value,
+            tiles=self.tiles.value,
             operation=self.operation.value,
             batch_size=self.batch_size.value,
             top_k=self.top_k.value,
@@ -479,17 +506,21 @@ class SorterApp(widgets.VBox):
         self.undo.description, self.undo.button_style = UNDO_LABEL, ""
 
     def _loaded_encoder(self, options: SortOptions) -> Any:
+        from ..pipeline.detector import load_detector
         from ..pipeline.encoder import load_encoder
 
-        key = (options.model, options.model_precision, options.device)
+        key = (options.model, options.model_precision, options.device, options.detect)
         if self._encoder is None or self._encoder[0] != key:
             self._encoder = None  # the old model is let go before the new one loads
-            self._encoder = (
-                key,
-                load_encoder(
+            if options.detect:
+                loaded = load_detector(
                     options.model, device=options.device, revision=options.revision, precision=options.model_precision
-                ),
-            )
+                )
+            else:
+                loaded = load_encoder(
+                    options.model, device=options.device, revision=options.revision, precision=options.model_precision
+                )
+            self._encoder = (key, loaded)
         return self._encoder[1]
 
     def _sort(self, settings: FormSettings) -> None:
@@ -577,9 +608,11 @@ class SorterApp(widgets.VBox):
         total = sum(result.status_counts.values())
         sorted_files = result.status_counts.get("sorted", 0)
         parts = [f"{sorted_files} of {total} files {'would be sorted' if result.dry_run else 'sorted'}"]
+        detected = NOTHING_FOUND in result.label_counts  # a detection run's uncertain files had no object
         for status in ("uncertain", "error"):
             if result.status_counts.get(status):
-                parts.append(f"{result.status_counts[status]} {status}")
+                said = "with nothing found" if status == "uncertain" and detected else status
+                parts.append(f"{result.status_counts[status]} {said}")
         where = f"<code>{html.escape(str(result.csv_path))}</code>"
         if result.resumed_files:
             parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")

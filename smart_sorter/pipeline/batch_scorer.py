@@ -11,11 +11,14 @@ import numpy as np
 
 from ..core.labels import LabelSet
 from ..core.scoring import Scores, category_embeddings, score_images, scores_from_prompt_probabilities, similar_pairs
+from ..core.tiling import best_view_scores
+from ..errors import ModelError
 from .decoding import decode_image
 from .embedding_cache import EmbeddingCache, model_key
 from .encoder import DualEncoder, PipelineClassifier
 from .finding import FoundFile
 from .preprocessing import Preprocessor
+from .tiles import TiledPreprocessor
 
 NEGATIVE_TEXT = "something else"
 SHOWN_PAIRS = 6  # similar labels named in the advice; the rest are counted
@@ -38,6 +41,7 @@ class BatchScorer:
         batch_size: int,
         cache: EmbeddingCache | None,
         multi_label: bool = False,
+        tiles: int = 0,
     ) -> None:
         self.encoder = encoder
         self.prompts = list(labels.all_prompts)
@@ -45,11 +49,18 @@ class BatchScorer:
         self.prompt_mode = prompt_mode
         self.batch_size = batch_size
         if isinstance(encoder, PipelineClassifier):  # scored whole by the pipeline: nothing to cache
+            if tiles:
+                raise ModelError(
+                    f"Tiling needs a model that embeds images and texts apart (CLIP, SigLIP...); {encoder.model_id!r}"
+                    " is run through the transformers pipeline. Sort without tiles, or pick such a model."
+                )
             # as the pipeline's own load_image: transparency dropped, not composited
             self.prepare: Callable[[bytes], Any] = partial(decode_image, on_white=False)
             self.cache, self.cached_hashes = None, frozenset()
             return
-        self.preprocessor = Preprocessor(encoder.image_processor, preprocess)
+        self.preprocessor: Preprocessor | TiledPreprocessor = Preprocessor(encoder.image_processor, preprocess)
+        if tiles:  # each image seen whole and in tiles, scored by its best view per label
+            self.preprocessor = TiledPreprocessor(self.preprocessor, tiles)
         self.prepare = self.preprocessor.prepare
         self.prompt_embeddings = encoder.embed_texts(self.prompts)
         self.negative_embedding = None
@@ -58,7 +69,7 @@ class BatchScorer:
             self.negative_embedding = encoder.embed_texts([negative])[0]
         self.head = encoder.head
         self.cache = cache
-        self.key = model_key(encoder.describe(), self.preprocessor.mode)
+        self.key = model_key(encoder.describe(), self.preprocessor.mode) + (f"/tiles{tiles}" if tiles else "")
         self.cached_hashes = cache.hashes(self.key) if cache is not None else frozenset()
 
     def label_advice(self, categories: tuple[str, ...]) -> list[str]:
@@ -109,14 +120,23 @@ class BatchScorer:
         for start in range(0, len(fresh), self.batch_size):
             batch = fresh[start : start + self.batch_size]
             vectors = self.encoder.embed_images(self.preprocessor.collate([item.pixels for item in batch]))
-            embeddings.update((item.sha256, vector) for item, vector in zip(batch, vectors))
+            views = [len(item.pixels) if self.tiled else 1 for item in batch]
+            per_image = np.split(vectors, np.cumsum(views)[:-1]) if self.tiled else vectors
+            # a tiled image's views are kept as one flat vector: the cache stores one per image
+            embeddings.update((item.sha256, np.ravel(vector)) for item, vector in zip(batch, per_image))
         if self.cache is not None:
             if fresh:
                 self.cache.put(self.key, {item.sha256: embeddings[item.sha256] for item in fresh})
             from_cache = [item.sha256 for item in items if item.cached]
             embeddings.update(self.cache.get(self.key, from_cache) if from_cache else {})
-        matrix = np.stack([embeddings[item.sha256] for item in items])
-        return score_images(
-            matrix, self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode,
+        width = self.prompt_embeddings.shape[1]
+        views = [embeddings[item.sha256].reshape(-1, width) for item in items]
+        scores = score_images(
+            np.concatenate(views), self.prompt_embeddings, self.owner, self.head, prompt_mode=self.prompt_mode,
             negative_embedding=self.negative_embedding,
         )  # fmt: skip
+        return best_view_scores(scores, [len(view) for view in views]) if self.tiled else scores
+
+    @property
+    def tiled(self) -> bool:
+        return isinstance(self.preprocessor, TiledPreprocessor)

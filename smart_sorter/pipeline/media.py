@@ -27,6 +27,7 @@ from .batch_scorer import BatchScorer
 from .encoder import PipelineClassifier
 from .finding import FoundFile
 from .reading import Prepared, _open, _yield_to_model, prepared_stream, read_file
+from .tiles import TiledPreprocessor
 from .video import (
     SNIFF_BYTES,
     VIDEO_EXTRA,
@@ -73,7 +74,8 @@ class MediaScorer:
             }
         self.cached = scorer.cached_hashes | frozenset(self.index)
         self.short_side = None
-        if not isinstance(scorer.encoder, PipelineClassifier) and scorer.preprocessor.mode == "fast":
+        tiled = isinstance(scorer.preprocessor, TiledPreprocessor)  # frames decoded whole, to be tiled
+        if not isinstance(scorer.encoder, PipelineClassifier) and scorer.preprocessor.mode == "fast" and not tiled:
             self.short_side = scorer.preprocessor.plan.draft_size()[0]
 
     # Preparing -----------------------------------------------------------------------------------
@@ -82,6 +84,8 @@ class MediaScorer:
         if isinstance(self.scorer.encoder, PipelineClassifier):
             return image
         preprocessor = self.scorer.preprocessor
+        if isinstance(preprocessor, TiledPreprocessor):
+            return preprocessor.views(image)
         if preprocessor.mode == "fast":
             return preprocessor.plan.pixels(image)
         image = preprocessor.plan.central_window(image) if preprocessor.plan is not None else image

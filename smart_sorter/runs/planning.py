@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.detections import NOTHING_FOUND, detection_columns
 from ..core.labels import LabelSet, parse_labels
 from ..core.rows import csv_columns
-from ..errors import DestinationError, OtherRunError, SourceError
+from ..errors import DestinationError, LabelError, OtherRunError, SourceError
 from ..options import OUTPUT_FILE_NAME, PLAN_FILE_NAME, UNCERTAIN_FOLDER, SortOptions
 from ..storage.journal import JournalState
 from ..storage.layout import plan_folders
@@ -27,6 +28,7 @@ class RunPlan:
     csv_path: Path
     columns: tuple[str, ...]
     settings: dict[str, Any]  # what a resumed run must share with the run it resumes
+    bucket: str = UNCERTAIN_FOLDER  # the folder of files no label fits (detection mode: `nothing found`)
 
 
 def check_paths(source: Path, destination: Path) -> tuple[Path, Path]:
@@ -61,13 +63,19 @@ def output_path(options: SortOptions, source: Path, destination: Path) -> Path:
 
 def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions) -> RunPlan:
     source, destination = check_paths(Path(source), Path(destination))
-    label_set = parse_labels(labels, options.template)
-    bucket = options.threshold is not None or options.margin is not None or options.multi_label
+    if options.detect:  # objects to find, as written (a query is not a sentence about the image)
+        label_set = parse_labels(labels, "{}", minimum=1)
+        if any(label_set.negatives):
+            raise LabelError("Objects to detect cannot be negative; leave out the 'negative' categories.")
+    else:
+        label_set = parse_labels(labels, options.template)
+    bucket = options.threshold is not None or options.margin is not None or options.multi_label or options.detect
+    bucket_name = NOTHING_FOUND if options.detect else UNCERTAIN_FOLDER
     folders, folder_paths = plan_folders(
         label_set.placed_categories,
         destination,
         uncertain_bucket=bucket or label_set.needs_uncertain,
-        uncertain_name=UNCERTAIN_FOLDER,
+        uncertain_name=bucket_name,
     )
     csv_path = output_path(options, source, destination)
     settings = {
@@ -82,9 +90,16 @@ def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions)
         "copy_tags": options.copy_tags,
         "output_file": str(csv_path),
     }
+    if options.tiles:  # only when used, so that journals written before tiling existed still match
+        settings["tiles"] = options.tiles
     tag_columns = label_set.categories if options.multi_label else ()
     columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
-    return RunPlan(source, destination, label_set, folders, folder_paths, csv_path, columns, settings)
+    if options.detect:
+        settings["detect"] = True
+        if options.by_example:
+            settings["by_example"] = True
+        columns = detection_columns(options.top_k, label_set.categories)
+    return RunPlan(source, destination, label_set, folders, folder_paths, csv_path, columns, settings, bucket_name)
 
 
 def check_same_run(state: JournalState, plan: RunPlan, *, finished: bool) -> None:

@@ -65,6 +65,11 @@ def resort(
         options = run.options.with_changes(
             template=template, prompt_mode=prompt_mode, threshold=threshold, margin=margin
         )
+        if options.detect:
+            raise DestinationError(
+                f"The run in {str(run.destination)!r} detected objects; re-sorting applies to label runs. Sort the"
+                " source again into a new destination with other objects (or `smart-sorter undo` this one first)."
+            )
         if options.copy_tags:
             raise DestinationError(
                 f"The run in {str(run.destination)!r} copied files into every tagged folder; re-sorting such a run is"
@@ -113,7 +118,8 @@ def _move_to_new_labels(
     ]
     cache = EmbeddingCache() if options.use_cache else None
     scorer = BatchScorer(encoder, label_set, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-                         batch_size=options.batch_size, cache=cache, multi_label=options.multi_label)  # fmt: skip
+                         batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
+                         tiles=options.tiles)  # fmt: skip
     media = MediaScorer(scorer, options)  # a video's frames from the cache, by its hash and their times
     moved, unchanged, problems = 0, 0, []
     try:

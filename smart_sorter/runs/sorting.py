@@ -12,7 +12,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -20,17 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..core.detections import detection_row
 from ..core.folders import target_folder
 from ..core.labels import LabelSet
-from ..core.rows import BASE_COLUMNS, count_rows, row_tags
-from ..errors import DestinationError, SourceError
-from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, UNCERTAIN_FOLDER, SortOptions
+from ..core.rows import BASE_COLUMNS, count_rows, make_row, row_tags
+from ..errors import DestinationError, LabelError, SourceError
+from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.detection_scorer import DetectionScorer, example_objects
+from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.media import MediaScorer, frame_chunks
-from ..pipeline.reading import Prepared
+from ..pipeline.reading import Prepared, prepared_stream
 from ..storage.frame_table import write_frame_table
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
@@ -91,7 +94,7 @@ class Sorter:
         self,
         options: SortOptions,
         *,
-        encoder: DualEncoder | PipelineClassifier | None = None,
+        encoder: DualEncoder | PipelineClassifier | Detector | None = None,
         notify: Notify | None = None,
         progress_bar: bool = True,
         stop: threading.Event | None = None,
@@ -108,7 +111,12 @@ class Sorter:
         self._retried: set[str] = set()  # files tried again after an error: read and hashed anew, never trusted
 
     @property
-    def encoder(self) -> DualEncoder | PipelineClassifier:
+    def encoder(self) -> DualEncoder | PipelineClassifier | Detector:
+        if self._encoder is None and self.options.detect:
+            options = self.options
+            self._encoder = Detector(
+                options.model, device=options.device, revision=options.revision, precision=options.model_precision
+            )
         if self._encoder is None:
             options = self.options
             self._encoder = load_encoder(
@@ -119,7 +127,7 @@ class Sorter:
     # Planning ------------------------------------------------------------------------------------
     def run(self, source: Path, destination: Path, labels: str | Mapping[str, object] | LabelSet | Path) -> SortResult:
         plan = plan_run(source, destination, labels, self.options)
-        for warning in plan.labels.warnings():
+        for warning in () if self.options.detect else plan.labels.warnings():  # advice on CLIP prompts
             self.notify(warning)
         scan = find_images(plan.source, exclude=(plan.destination,))
         purpose = "dry run" if self.options.dry_run else "sorting run"
@@ -138,6 +146,8 @@ class Sorter:
         self._started = time.perf_counter()
         if self._unscored(scan, state):
             self.encoder  # noqa: B018 - a model that cannot be loaded fails here, before anything is written
+            if self.options.by_example:
+                self.encoder.check_query_images()  # type: ignore[union-attr]
         self._model_seconds = time.perf_counter() - self._started
         try:
             plan.destination.mkdir(parents=True, exist_ok=True)
@@ -216,12 +226,12 @@ class Sorter:
             journal.write("run", settings=plan.settings, started=_now(), resumed=resuming)
         manifest = self._manifest(plan, scan, resuming)
         started, status = self._started, "interrupted"
-        observe = self._observer(work, plan.labels.categories)
+        observe = self._observer(work, plan.labels.categories, plan.bucket)
         try:
             write_manifest(manifest_path, manifest)
             observe(0, started)
             for found, row in work.to_place:  # scored before the interruption: placed without the model
-                folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+                folder = target_folder(row, plan.folder_paths, plan.bucket)
                 work.rows.append(organiser.place(found.path, folder, row, self._copies_to(row, plan.folder_paths)))
                 log.write([work.rows[-1]])
             if work.to_score:
@@ -235,7 +245,7 @@ class Sorter:
             log.close()
             if journal is not None:
                 journal.close()
-            label_counts, status_counts = count_rows(work.rows, plan.labels.categories)
+            label_counts, status_counts = count_rows(work.rows, plan.labels.categories, plan.bucket)
             manifest.update(status=status, finished=_now(), seconds=round(time.perf_counter() - started, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
             write_manifest(manifest_path, manifest)
@@ -285,7 +295,7 @@ class Sorter:
     ) -> SortResult:
         import pandas as pd
 
-        label_counts, status_counts = count_rows(rows, plan.labels.categories)
+        label_counts, status_counts = count_rows(rows, plan.labels.categories, plan.bucket)
         return SortResult(
             table=pd.DataFrame(rows, columns=list(columns)),
             csv_path=plan.csv_path,
@@ -303,13 +313,13 @@ class Sorter:
         )
 
     # The batch loop ------------------------------------------------------------------------------
-    def _observer(self, work: _Work, categories: tuple[str, ...]) -> Callable[[int, float], None]:
+    def _observer(self, work: _Work, categories: tuple[str, ...], bucket: str) -> Callable[[int, float], None]:
         """Tells `on_progress` how far the run is; counting every row after each batch is for an observer only."""
         total = len(work.rows) + len(work.to_place) + len(work.to_score)
 
         def observe(scored: int, since: float) -> None:
             if self.on_progress is not None:
-                counts = count_rows(work.rows, categories)[0]
+                counts = count_rows(work.rows, categories, bucket)[0]
                 self.on_progress(Progress(len(work.rows), total, counts, time.perf_counter() - since, scored))
 
         return observe
@@ -326,18 +336,16 @@ class Sorter:
         from tqdm.auto import tqdm
 
         options = self.options
-        cache = EmbeddingCache() if options.use_cache else None
-        scorer = BatchScorer(
-            self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
-            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label,
-        )  # fmt: skip
+        cache = EmbeddingCache() if options.use_cache and not options.detect else None
+        scorer = self._scorer(plan, cache)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
-        media = MediaScorer(scorer, options)  # videos: their frames scored in the same batches
+        # videos: their frames scored in the same batches (detection looks at images alone)
+        media = None if options.detect else MediaScorer(scorer, options)
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
-            new_rows = media.rows(chunk, scores, plan.labels)
+            new_rows = self._rows(chunk, scores, plan, media)
             done = organiser.place_all([self._to_place(item, row, plan) for item, row in zip(chunk, new_rows)])
             organiser.sync()
             log.write(done)
@@ -345,10 +353,7 @@ class Sorter:
             scored[0] += len(done)
             observe(scored[0], first_batch_at)
 
-        stream = media.stream(
-            files, workers=self.decode_workers(), lookahead=2 * options.batch_size,
-            max_bytes=options.max_image_mb * MEGABYTE, distrusted=self._retried,
-        )  # fmt: skip
+        stream = self._stream(files, scorer, media)
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
         # One placing thread: a batch's files are placed (several at once) while the model embeds the next.
@@ -356,7 +361,7 @@ class Sorter:
             placing: Future[None] | None = None
             for number, chunk in enumerate(frame_chunks(stream, options.batch_size)):
                 valid = [item for item in chunk if not item.error]
-                scores = media.score(valid) if valid else None
+                scores = (media or scorer).score(valid) if valid else None
                 if placing is not None:
                     placing.result()  # raises DiskFullError and stops the run
                 placing = placer.submit(place_and_record, chunk, scores)
@@ -371,16 +376,55 @@ class Sorter:
         if cache is not None:
             cache.close()
 
+    def _scorer(self, plan: RunPlan, cache: EmbeddingCache | None) -> BatchScorer | DetectionScorer:
+        options = self.options
+        if options.detect:
+            return DetectionScorer(
+                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles, examples=options.by_example
+            )
+        return BatchScorer(
+            self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
+            batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
+        )  # fmt: skip
+
+    def _stream(self, files: list[FoundFile], scorer: Any, media: MediaScorer | None) -> Iterator[Prepared]:
+        """The files read, hashed and prepared ahead of the model, in order (files tried again are read anew)."""
+        options = self.options
+        reading = dict(workers=self.decode_workers(), lookahead=2 * options.batch_size,
+                       max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
+        if media is not None:
+            return media.stream(files, distrusted=self._retried, **reading)
+        trusted = [found for found in files if found.relative not in self._retried]
+        return prepared_stream(files, scorer.prepare, known_hashes=scorer.known_hashes(trusted),
+                               cached=scorer.cached_hashes, **reading)  # fmt: skip
+
+    def _rows(
+        self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer | None
+    ) -> list[dict[str, Any]]:
+        """The rows of one batch: `scores` are those of its files without an error (detection mode: their boxes)."""
+        if media is not None:
+            return media.rows(chunk, scores, plan.labels)
+        options = self.options
+        found = iter(scores or ())
+        return [
+            make_row(item.found.relative, item.sha256, status="error", error=item.error) if item.error
+            else detection_row(
+                item.found.relative, item.sha256, next(found), plan.labels, threshold=options.threshold,
+                top_k=options.top_k,
+            )
+            for item in chunk
+        ]  # fmt: skip
+
     def _to_place(self, item: Prepared, row: dict[str, Any], plan: RunPlan) -> ToPlace:
         path = item.found.path
         if row["status"] == "error":
             return ToPlace(path, None, row)
-        folder = target_folder(row, plan.folder_paths, UNCERTAIN_FOLDER)
+        folder = target_folder(row, plan.folder_paths, plan.bucket)
         return ToPlace(path, folder, row, self._copies_to(row, plan.folder_paths))
 
     def _copies_to(self, row: dict[str, Any], folder_paths: dict[str, Path]) -> list[Path]:
         """The folders a sorted file is also copied into: those of its other tags, when asked."""
-        if not self.options.copy_tags or row["status"] != "sorted":
+        if not (self.options.copy_tags or self.options.detect) or row["status"] != "sorted":
             return []
         return [folder_paths[tag] for tag in row_tags(row)[1:]]
 
@@ -404,7 +448,8 @@ class Sorter:
         if not advice:
             return
         if total / rate >= SLOW_RUN_SECONDS and str(getattr(self.encoder, "device", "")) == "cpu":
-            advice += " It runs on the CPU: a GPU, or the smaller openai/clip-vit-base-patch32, is much faster."
+            smaller = "google/owlvit-base-patch32" if self.options.detect else "openai/clip-vit-base-patch32"
+            advice += f" It runs on the CPU: a GPU, or the smaller {smaller}, is much faster."
         self.notify(advice)
 
 
@@ -425,10 +470,11 @@ def speed_estimate(rate: float, total: int) -> str:
 def sort_images(
     source: str | Path,
     destination: str | Path,
-    labels: str | Mapping[str, object] | LabelSet | Path,
+    labels: str | Mapping[str, object] | LabelSet | Path | None = None,
     options: SortOptions | None = None,
     *,
-    encoder: DualEncoder | PipelineClassifier | None = None,
+    detect: str | Mapping[str, object] | LabelSet | Path | bool | None = None,
+    encoder: DualEncoder | PipelineClassifier | Detector | None = None,
     notify: Notify | None = None,
     stop: threading.Event | None = None,
     on_progress: Observe | None = None,
@@ -443,7 +489,21 @@ def sort_images(
     receives advice (long labels, a slow run); `encoder` reuses an already loaded model; setting
     `stop` ends the run after the current batch; `on_progress` receives a `Progress` after each
     batch (from the placing thread).
+
+    `detect="a rifle, a flag"` (objects, in any form labels take) finds those objects with a zero-shot
+    detector (`model`; default DEFAULT_DETECTOR) instead: each file goes to the folder of its most
+    confident object, copied into those of the others found, or to `nothing found`.
     """
+    if detect is not None and not isinstance(detect, bool):
+        if labels is not None:
+            raise LabelError("Give either labels to sort by or objects to detect, not both.")
+        labels, detect = detect, True
+        if isinstance(labels, Path) and labels.is_dir():  # a folder of example images: query by example
+            labels, overrides["by_example"] = example_objects(labels), True
+    if detect is not None:
+        overrides["detect"] = detect
+    if labels is None:
+        raise LabelError('No labels were given; name them, as in "a cat, a dog" (or objects to find with detect=).')
     options = (options or SortOptions()).with_changes(**overrides)
     runner = Sorter(
         options, encoder=encoder, notify=notify, progress_bar=progress_bar, stop=stop, on_progress=on_progress

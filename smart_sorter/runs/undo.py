@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.detections import NOTHING_FOUND
 from ..errors import PlacementError
 from ..options import UNCERTAIN_FOLDER
 from ..storage.finished import FinishedRun
@@ -121,6 +122,6 @@ def undo_run(destination: Path) -> UndoResult:
             if record.claiming:
                 run.touched_folders.add(run.destination / record.claiming["folder"])
         folders = run.manifest.get("folders", {}).values()
-        run.touched_folders |= {run.destination / name for name in [*folders, UNCERTAIN_FOLDER]}
+        run.touched_folders |= {run.destination / name for name in [*folders, UNCERTAIN_FOLDER, NOTHING_FOUND]}
         run.retire(time.strftime("%Y%m%d-%H%M%S"))
     return result

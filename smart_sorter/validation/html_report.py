@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..core.detections import NOTHING_FOUND, row_boxes
 from ..core.rows import runners_up
 from ..errors import DestinationError
 from ..options import OUTPUT_FILE_NAME, STATE_FOLDER_NAME, UNCERTAIN_FOLDER
@@ -55,7 +56,7 @@ def _tile(row: Any, destination: Path, low: bool, frame_times: dict[str, list[fl
         destination=row["destination"],
         score=float(row["score"]),
         runner_up=" ".join(f"{label} {score:.2f}" for label, score in runners_up(row)[:1]),
-        image=thumbnail_uri(path, moment=moment or 0.0),
+        image=thumbnail_uri(path, boxes=row_boxes(row), moment=moment or 0.0),
         low=low,
         time=moment,
         strip=tuple(video_strip(path, frame_times.get(row["file"], []), moment)) if row.get("kind") == "video" else (),
@@ -77,7 +78,7 @@ def _gallery(
             _tile(row, destination, len(files) > 1 and float(row["score"]) <= cut, frame_times or {})
             for _, row in shown.iterrows()
         ]
-        title = UNCERTAIN_FOLDER if folder == UNCERTAIN_FOLDER else files["label"].iloc[0]
+        title = folder if folder in (UNCERTAIN_FOLDER, NOTHING_FOUND) else files["label"].iloc[0]
         sections.append({"label": title, "folder": folder, "count": len(files), "tiles": tiles})
     return sections
 
@@ -128,8 +129,10 @@ def render_report(
     evaluation: Evaluation | None = None,
     per_label: int = PER_LABEL,
     blur: bool = False,
+    presence: Any = None,
 ) -> str:
-    """The report of the run in `destination` as one HTML text."""
+    """The report of the run in `destination` as one HTML text; `presence` (a detection run's
+    `PresenceEvaluation`) adds each object's precision and recall."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     destination = Path(destination).resolve()
@@ -150,6 +153,7 @@ def render_report(
         sections=_gallery(table, destination, per_label, read_frame_times(_table_path(destination, manifest))),
         histograms=_histograms(table),
         evaluation=evaluation,
+        presence=presence,
         confusion=_confusion_cells(evaluation) if evaluation is not None else None,
         per_class=evaluation.per_class.reset_index().to_dict("records") if evaluation is not None else [],
         blur=blur,
