@@ -74,9 +74,10 @@ class MediaScorer:
             }
         self.cached = scorer.cached_hashes | frozenset(self.index)
         self.short_side = None
-        tiled = isinstance(scorer.preprocessor, TiledPreprocessor)  # frames decoded whole, to be tiled
-        if not isinstance(scorer.encoder, PipelineClassifier) and scorer.preprocessor.mode == "fast" and not tiled:
-            self.short_side = scorer.preprocessor.plan.draft_size()[0]
+        preprocessor = None if isinstance(scorer.encoder, PipelineClassifier) else scorer.preprocessor
+        # a frame to be tiled is decoded whole
+        if preprocessor is not None and preprocessor.mode == "fast" and not isinstance(preprocessor, TiledPreprocessor):
+            self.short_side = preprocessor.plan.draft_size()[0]
 
     # Preparing -----------------------------------------------------------------------------------
     def prepare_frame(self, image: Any) -> Any:
