@@ -111,7 +111,7 @@ def test_fast_equals_exact_when_no_draft_decoding_applies(tiny_clip, mixed_image
 
 def test_exact_uses_the_image_processor_the_pipeline_uses_in_this_environment(tiny_clip, tiny_siglip):
     """transformers picks a torchvision image processor where torchvision is installed (as in Colab) and a
-    Pillow one elsewhere; exact must use the pipeline's in both. CI runs the tests in both environments."""
+    Pillow one elsewhere; exact must use the pipeline's in both (the torchvision venv: bench/README.md)."""
     import importlib.util
 
     from transformers import pipeline
@@ -128,7 +128,7 @@ def test_exact_matches_the_pipeline_with_torchvision(tiny_clip, mixed_images, tm
     pytest.importorskip(
         "torchvision",
         reason="torchvision is not installed here (its PyPI build does not import beside the CPU torch 2.13.0);"
-        " .ci/run runs this in a venv with torch 2.14.1 and torchvision 0.29.1",
+        " bench/README.md says how to run this in a venv with torch 2.14.1 and torchvision 0.29.1",
     )
     result = sort_images(mixed_images, tmp_path / "out", LABELS, model=str(tiny_clip), preprocess="exact",
                          top_k=len(LABELS), batch_size=3, progress_bar=False, use_cache=False)  # fmt: skip

@@ -56,7 +56,7 @@ def test_gpu_decoding_gives_way_to_the_cpu_on_any_error():
 
 
 def test_torchvisions_jpeg_decoding_matches_pillows_upright_image():
-    pytest.importorskip("torchvision", reason="torchvision is not installed (.ci/run's torchvision venv has it)")
+    pytest.importorskip("torchvision", reason="torchvision is not installed (bench/README.md: the torchvision venv)")
     datas = [oriented_jpeg(orientation) for orientation in (1, 6, 8)]
     decoded = decode_jpegs_on_gpu(datas, "cpu")  # the same code as on CUDA, but for nvJPEG itself
     assert decoded is not None

@@ -2,6 +2,7 @@
 
 import hashlib
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -159,3 +160,25 @@ def test_an_error_in_one_placement_stops_the_rest_and_is_raised(tmp_path, monkey
     with pytest.raises(DiskFullError):
         organiser.place_all([ToPlace(path, tmp_path / "out" / "cat", row) for path, row, _ in placed], workers=2)
     assert len(started) < 40  # the other thread stopped after the error instead of placing every file
+
+
+def test_rows_are_recorded_in_the_files_order_whichever_thread_finishes_first(tmp_path, monkeypatch):
+    from smart_sorter.storage import organising
+
+    placed = _sources_and_rows(tmp_path / "src", [(0, f"{index}.jpg", index % 4, "cat") for index in range(12)])
+    real_place_file = organising.place_file
+
+    def place_file(source, *args, **kwargs):
+        time.sleep(0.05 if source.name == "0.jpg" else 0.0)  # the first file finishes last
+        return real_place_file(source, *args, **kwargs)
+
+    monkeypatch.setattr(organising, "place_file", place_file)
+    destination = tmp_path / "out"
+    journal = Journal(journal_path(destination))
+    rows = Organiser(destination, "copy", journal).place_all(
+        [ToPlace(path, destination / "cat", row) for path, row, _ in placed], workers=4
+    )
+    journal.close()
+    expected = [row["file"] for _, row, _ in placed]
+    assert [row["file"] for row in rows] == expected
+    assert [row["file"] for row in read_journal(journal_path(destination)).done_rows] == expected

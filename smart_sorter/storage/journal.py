@@ -91,13 +91,16 @@ class JournalState:
     settings: dict[str, Any] | None = None
     files: dict[str, FileRecord] = field(default_factory=dict)
     torn_lines: int = 0
+    done_order: list[str] = field(default_factory=list)  # files in the order of their first `done`
 
     def record(self, file: str) -> FileRecord:
         return self.files.setdefault(file, FileRecord(file))
 
     @property
     def done_rows(self) -> list[dict[str, Any]]:
-        return [record.done for record in self.files.values() if record.done is not None]
+        """Each file's latest row, in the order files were first done (output.csv's order, whichever of
+        several placing threads wrote its other events first)."""
+        return [self.files[file].done for file in self.done_order]
 
     def to_retry(self) -> set[str]:
         """Files whose row is an error that may pass: the file changed while sorted, it could not be
@@ -143,6 +146,8 @@ def read_journal(path: Path) -> JournalState:
             elif event == "copy":
                 record.copies[entry["folder"]] = entry
             elif event == "done":
+                if record.done is None:
+                    state.done_order.append(record.file)
                 record.done, record.retry = entry["row"], bool(entry.get("retry"))
             elif event == "undone":
                 record.undone = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -41,8 +42,13 @@ class Organiser:
         self.journal = journal
         self.dry_run = dry_run
         self._planned_names: set[Path] = set()  # a dry run's names, so two files never plan the same one
+        self._held = threading.local()  # a placing thread's `done` events, written later in the files' order
 
     def _write(self, event: str, **fields: Any) -> None:
+        held = getattr(self._held, "events", None)
+        if event == "done" and held is not None:
+            held.append(fields)
+            return
         if self.journal is not None:
             self.journal.write(event, **fields)
 
@@ -116,34 +122,50 @@ class Organiser:
 
         Files whose names could clash (`placing.clash_key`: the same name up to case and `__N`) are
         placed one after another, in order, by one thread, so every file gets the name a serial run
-        would give it; each file's claim is journaled before its step, as for `place`. After an error
-        (a full disk) no further file is started, and the first error is raised once the others stop."""
+        would give it; each file's claim is journaled before its step, as for `place`, and the `done`
+        events follow in the files' order once all are placed (a kill before then leaves placed files
+        that a resumed run finishes). After an error (a full disk) no further file is started, and the
+        first error is raised once the others stop."""
         groups: dict[str, list[int]] = {}
         for index, item in enumerate(files):
             groups.setdefault(clash_key(item.source.name), []).append(index)
         rows: list[dict[str, Any] | None] = [None] * len(files)
+        done_events: list[list[dict[str, Any]]] = [[] for _ in files]
         failed = threading.Event()
 
         def place_group(indexes: list[int]) -> None:
             for index in indexes:
                 if failed.is_set():
                     return
-                item = files[index]
+                self._held.events = done_events[index]
                 try:
-                    rows[index] = self._place_one(item)
+                    rows[index] = self._place_one(files[index])
                 except BaseException:
                     failed.set()
                     raise
+                finally:
+                    self._held.events = None
 
-        if workers <= 1 or len(groups) <= 1:
-            place_group(list(range(len(files))))
-        else:
-            threads = min(workers, len(groups))
-            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smart-sorter-place") as pool:
-                futures = [pool.submit(place_group, indexes) for indexes in groups.values()]
-            for future in futures:
-                future.result()  # raises the first group's error
+        try:
+            if workers <= 1 or len(groups) <= 1:
+                place_group(list(range(len(files))))
+            else:
+                threads = min(workers, len(groups))
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smart-sorter-place") as pool:
+                    futures = [pool.submit(place_group, indexes) for indexes in groups.values()]
+                for future in futures:
+                    future.result()  # raises the first group's error
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk: a resumed run finishes the files placed
+                self._write_done(done_events)  # the files placed are recorded, also when one failed
+            raise
+        self._write_done(done_events)
         return [row for row in rows if row is not None]
+
+    def _write_done(self, done_events: list[list[dict[str, Any]]]) -> None:
+        for events in done_events:
+            for fields in events:
+                self._write("done", **fields)
 
     def _place_one(self, item: ToPlace) -> dict[str, Any]:
         if item.folder is None:
