@@ -1,8 +1,8 @@
 """The command line: arguments in, one-line messages and a summary out. All work happens in the package.
 
 `smart-sorter --source ... --destination ... --labels ...` sorts (cli.sorting); `undo`, `resort` and
-`cache` work on what runs left (cli.runs); `sample`, `evaluate` and `report` check a sorting
-(cli.validation).
+`cache` work on what runs left (cli.runs); `code` asks a vision-language model (cli.coding); `sample`,
+`evaluate` and `report` check a sorting (cli.validation).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .arguments import DEFAULTS, add_label_arguments, verbose_values
+from .coding import code_command
 from .runs import cache_command, resort_command, undo_command
 from .sorting import EXAMPLE, build_parser, options_from, sort_command
 
@@ -20,6 +21,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "undo": undo_command,
     "resort": resort_command,
     "cache": cache_command,
+    "code": code_command,
 }
 VALIDATION_COMMANDS = ("sample", "evaluate", "report")
 

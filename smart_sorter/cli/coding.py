@@ -1,0 +1,87 @@
+"""`smart-sorter code`: ask every image a codebook's questions (or one question) with a vision-language model."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..core.coding import BACKENDS, DEFAULT_MODELS, CodingOptions
+from ..errors import OptionError
+from .arguments import add_verbose
+from .printing import print_outcome, say
+
+DEFAULTS = CodingOptions()
+WHERE_IMAGES_GO = (
+    "With --backend local (the default) the model runs on this machine and no image leaves it. With --backend"
+    " openai every image is sent, inside the request, to the server at --base-url (by default OpenAI's API):"
+    " use it only for images you may send there. The key comes from OPENAI_API_KEY."
+)
+
+
+def build_code_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter code",
+        description="Answer a codebook's questions for every image with a vision-language model and write"
+        " coding.csv (one row per file, one column per question, tokens and cost). " + WHERE_IMAGES_GO,
+    )
+    parser.add_argument("source", type=Path, help="a folder of images, or a sorting's destination (holds output.csv)")
+    asked = parser.add_mutually_exclusive_group(required=True)
+    asked.add_argument("--codebook", type=Path, help="a YAML or JSON file: field -> description, type, options")
+    asked.add_argument("--ask", metavar="QUESTION", help='one question, e.g. "Is there a weapon in the image?"')
+    parser.add_argument("--options", dest="ask_options", help='with --ask: the answers to choose from, "a,b,c"'
+                        " (default: yes/no)")  # fmt: skip
+    parser.add_argument("--destination", type=Path, help="where coding.csv goes (default: beside output.csv)")
+    parser.add_argument("--sort-by", metavar="FIELD", help="also copy each file into destination/<its answer>/")
+    model = parser.add_argument_group("the model")
+    model.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
+    model.add_argument("--model", help=f"model id or folder (default: {DEFAULT_MODELS['local']} locally,"
+                       f" {DEFAULT_MODELS['openai']} for openai)")  # fmt: skip
+    model.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    model.add_argument("--device", default=DEFAULTS.device, help="local backend: auto, cpu, cuda, mps")
+    costs = parser.add_argument_group("tokens and cost")
+    costs.add_argument("--price-in", type=float, default=DEFAULTS.price_in, help="price per million tokens read")
+    costs.add_argument("--price-out", type=float, default=DEFAULTS.price_out, help="price per million tokens written")
+    costs.add_argument("--max-cost", type=float, help="stop cleanly once this much is spent (rerun to go on)")
+    tuning = parser.add_argument_group("tuning")
+    tuning.add_argument("--tries", type=int, default=DEFAULTS.tries, help="answers asked per image at most")
+    tuning.add_argument("--concurrency", type=int, default=DEFAULTS.concurrency,
+                        help="requests in flight (openai), images per batch (local)")  # fmt: skip
+    tuning.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="longest side sent, in pixels")
+    tuning.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbose(parser)
+    return parser
+
+
+def coding_options_from(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> CodingOptions:
+    names = ("backend", "model", "base_url", "device", "price_in", "price_out", "max_cost", "tries", "concurrency",
+             "image_size", "max_new_tokens", "sort_by")  # fmt: skip
+    try:
+        return CodingOptions(**{name: getattr(arguments, name) for name in names})
+    except OptionError as error:
+        parser.error(str(error))
+        raise  # unreachable: error() exits
+
+
+def code_command(argv: Sequence[str]) -> int:
+    parser = build_code_parser()
+    arguments = parser.parse_args(argv)
+    if arguments.ask_options and not arguments.ask:
+        parser.error("--options goes with --ask (a codebook file names its own options)")
+    options = coding_options_from(parser, arguments)
+    from ..runs.coding import code_images
+
+    return print_outcome(
+        lambda: code_images(
+            arguments.source,
+            arguments.codebook,
+            arguments.destination,
+            options,
+            ask=arguments.ask,
+            ask_options=arguments.ask_options,
+            notify=lambda message: say(f"note: {message}"),
+            progress_bar=not arguments.quiet,
+        ),  # fmt: skip
+        arguments.verbose,
+    )
