@@ -261,7 +261,7 @@ def codebook_from_question(question: str, options: Sequence[str] | None = None) 
 # Reading an answer -------------------------------------------------------------------------------
 def json_in_text(text: str) -> Any:
     """The first JSON object in a model's reply (which may wrap it in prose or a ``` fence); ValueError if none."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # a raw control character in a text is no reason to refuse it
     for match in re.finditer(r"\{", text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
