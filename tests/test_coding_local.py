@@ -70,7 +70,8 @@ def test_sort_by_copies_each_file_into_its_answer_folder(photos, tmp_path):
     assert code == 0
     table = pd.read_csv(destination / CODING_FILE_NAME, keep_default_na=False).set_index("file")
     assert sorted(path.name for path in (destination / "no").iterdir()) == [f"photo_{i}.png" for i in range(5)]
-    assert table.loc["photo_0.png", "destination"] == "no/photo_0.png" and table.loc["photo_0.png", "action"] == "copied"
+    assert table.loc["photo_0.png", "destination"] == "no/photo_0.png"
+    assert table.loc["photo_0.png", "action"] == "copied"
     assert (destination / "no" / "photo_3.png").read_bytes() == (photos / "photo_3.png").read_bytes()
     assert table.loc["broken.jpg", "destination"] == ""
     assert sorted(path.name for path in photos.iterdir()) == ["broken.jpg", *(f"photo_{i}.png" for i in range(5))]

@@ -35,8 +35,10 @@ def longest_answer(codebook: Codebook) -> int:
     """Tokens enough for the longest answer the decoding schema allows, even one token per byte."""
     characters = 2
     for field in codebook.fields:
-        value = {"options": max(map(len, field.options), default=0) + 2, "yes/no": 5, "number": 24,
-                 "text": 2 + 6 * 200, "several options": sum(len(option) + 4 for option in field.options) + 2}  # fmt: skip
+        value = {
+            "options": max(map(len, field.options), default=0) + 2, "yes/no": 5, "number": 24, "text": 2 + 6 * 200,
+            "several options": sum(len(option) + 4 for option in field.options) + 2,
+        }  # fmt: skip
         characters += len(json.dumps(field.name)) + 4 + value[field.kind]
     return CHARACTER_BYTES * characters + 8
 
@@ -109,10 +111,9 @@ class LocalCoder:
         inputs = self.processor(images=[[image] for image in images], text=[prompt] * len(images), padding=True,
                                 return_tensors="pt").to(self.device)  # fmt: skip
         limit = max(self.options.max_new_tokens, longest_answer(codebook))
+        constrained = [LogitsProcessor(self._grammar(codebook))]
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs, max_new_tokens=limit, do_sample=False, logits_processor=[LogitsProcessor(self._grammar(codebook))]
-            )
+            output = self.model.generate(**inputs, max_new_tokens=limit, do_sample=False, logits_processor=constrained)
         new = output[:, inputs["input_ids"].shape[1] :]
         return [self._answer(inputs["attention_mask"][row], new[row], codebook) for row in range(len(images))]
 
