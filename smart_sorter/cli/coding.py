@@ -85,3 +85,23 @@ def code_command(argv: Sequence[str]) -> int:
         ),  # fmt: skip
         arguments.verbose,
     )
+
+
+def evaluate_coding_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter evaluate --coding",
+        description="Measure a coding against human coders, field by field: agreement, kappa and Krippendorff's"
+        " alpha for options and yes/no, mean absolute error and alpha for numbers, with 95% intervals.",
+    )
+    parser.add_argument("--coding", type=Path, required=True, help="coding.csv, or the folder holding it")
+    parser.add_argument("--truth", type=Path, required=True, help="CSV with file and the fields coded by hand")
+    parser.add_argument("--codebook", type=Path, help="the codebook (default: the one the coding recorded)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals; 0 for none")
+    add_verbose(parser)
+    arguments = parser.parse_args(argv)
+    from ..validation.coding_evaluation import evaluate_coding
+
+    return print_outcome(
+        lambda: evaluate_coding(arguments.coding, arguments.truth, arguments.codebook, bootstrap=arguments.bootstrap),
+        arguments.verbose,
+    )
