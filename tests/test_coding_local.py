@@ -94,3 +94,19 @@ def test_a_folder_that_is_no_model_is_one_sentence(photos, tmp_path, capsys):
     assert code == 1
     assert "cannot be loaded as an image-text-to-text model" in capsys.readouterr().err
     assert not (tmp_path / "coded").exists()
+
+
+def test_a_sortings_destination_is_coded_in_place_under_output_csv_names(photos, tmp_path, tiny_clip):
+    from smart_sorter import sort_images
+
+    sort_images(photos, tmp_path / "sorted", "a cat, a dog", model=str(tiny_clip), operation="move",
+                progress_bar=False)  # fmt: skip
+    model = save_llava(tmp_path / "says-yes", says='{"answer": "yes"}')
+    result = code_images(tmp_path / "sorted", None, ask="A weapon?", model=str(model), progress_bar=False)
+    assert result.csv_path == (tmp_path / "sorted" / CODING_FILE_NAME).resolve()
+    output = pd.read_csv(tmp_path / "sorted" / "output.csv", keep_default_na=False)
+    coding = pd.read_csv(result.csv_path, keep_default_na=False)
+    placed = output[output["destination"] != ""]
+    assert sorted(coding["file"]) == sorted(placed["file"])  # the moved files, read where they lie now
+    assert set(coding["answer"]) == {"yes"}
+    assert [file for file, _ in result.skipped] == ["broken.jpg"]  # an error row of the sorting: never placed

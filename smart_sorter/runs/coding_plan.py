@@ -110,9 +110,9 @@ def plan_coding(source: Path, destination: Path | None, codebook: Codebook, opti
     if not files:
         raise SourceError(f"No images found in {str(source)!r}; check the folder.")
     folder_paths = _folders(codebook, options.sort_by, destination)
-    settings = {
+    settings = {  # the server's address may change (a new port) without changing the coding
         "source": str(source), "codebook": codebook.as_dict(), "backend": options.backend,
-        "model": options.model_name, "base_url": options.base_url, "sort_by": options.sort_by,
+        "model": options.model_name, "sort_by": options.sort_by,
     }  # fmt: skip
     csv_path = destination / CODING_FILE_NAME
     columns = coding_columns(codebook, placed=options.sort_by is not None)
