@@ -196,11 +196,7 @@ class CodingRun:
         if not first or total <= len(first):
             return
         _, _, cost = spent(first)
-        each, rate = cost / len(first), len(first) / max(seconds, 1e-9)
-        self.notify(
-            f"About {total / rate / 60:.0f} minutes and {each * total:.2f} (at your prices) for {total:,} images,"
-            f" from the first {len(first)}."
-        )
+        self.notify(coding_estimate(len(first), seconds, cost, total))
 
     def _should_stop(self, rows: list[dict[str, Any]]) -> bool:
         limit = self.options.max_cost
@@ -226,6 +222,19 @@ class CodingRun:
             already_done=already_done, stopped=self.stopped,
             skipped=[(skip.relative, skip.reason) for skip in plan.skipped],
         )  # fmt: skip
+
+
+def coding_estimate(done: int, seconds: float, cost: float, total: int) -> str:
+    """'About 12 minutes and 3.10 (at your prices) for 5,000 images, from the first 4.'"""
+    expected = total * seconds / max(done, 1)
+    if expected < 120:
+        duration = f"{expected:.0f} seconds"
+    elif expected < 2 * 3600:
+        duration = f"{expected / 60:.0f} minutes"
+    else:
+        duration = f"{expected / 3600:.1f} hours"
+    price = f" and {cost / max(done, 1) * total:.2f} (at your prices)" if cost else ""
+    return f"About {duration}{price} for {total:,} images, from the first {done}."
 
 
 def _check_same_coding(state: JournalState, plan: CodingPlan) -> None:

@@ -25,7 +25,7 @@ from ..core.coding import CODED, CODING_FILE_NAME, CODING_JOURNAL_NAME
 from ..errors import SourceError
 from ..options import STATE_FOLDER_NAME
 from ..storage.journal import read_journal
-from .evaluation import BOOTSTRAP_ROUNDS, _bootstrap, _metrics, wilson_interval
+from .evaluation import BOOTSTRAP_ROUNDS, NO_INTERVAL, _bootstrap, _metrics, wilson_interval
 
 
 @dataclass
@@ -52,6 +52,7 @@ class FieldAgreement:
             if value == value:
                 bounds = self.intervals.get(name)
                 shown = f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds and bounds[0] == bounds[0] else ""
+                shown = f" ({NO_INTERVAL})" if bounds and bounds[0] == bounds[1] else shown
                 text += f", {name} {value:.3f}{shown}"
         if self.mean_absolute_error == self.mean_absolute_error:
             text += f", mean absolute error {self.mean_absolute_error:.3g}"
