@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from smart_sorter import SmartSorterError
 from smart_sorter.core.coding import CODING_FILE_NAME
 from smart_sorter.runs.coding import code_images
 from tests.factories import noise_image
@@ -151,3 +152,20 @@ def test_the_cost_limit_stops_cleanly_and_a_rerun_goes_on(photos, tmp_path, serv
     assert len(result.table) == 2 and "cost limit of 1.5 was reached" in result.summary()
     again, _ = _code(photos, tmp_path, server, price_in=1000.0)
     assert len(again.table) == 3 and again.resumed_files == 2 and len(server.requests) == 3
+
+
+def test_the_run_is_recorded_in_a_manifest(photos, tmp_path, serve):
+    server = serve([(200, completion('{"answer": "yes"}', tokens_in=10, tokens_out=2), {})])
+    _code(photos, tmp_path, server, price_in=1.0)
+    manifest = json.loads((tmp_path / "coded" / "smart-sorter-coding.json").read_text())
+    assert manifest["status"] == "finished" and manifest["kind"] == "coding"
+    assert manifest["codebook"] == {"answer": {"description": "A weapon?", "type": "yes/no"}}
+    assert manifest["model"]["structured"] is True and manifest["model"]["base_url"] == server.url
+    assert (manifest["files"], manifest["tokens_in"], manifest["tokens_out"]) == (3, 30, 6)
+    assert manifest["options"]["price_in"] == 1.0 and manifest["versions"]["openai"] != "not installed"
+
+
+def test_an_answer_named_like_the_coding_table_cannot_be_a_folder(photos, tmp_path):
+    with pytest.raises(SmartSorterError, match="coding.csv"):
+        code_images(photos, {"kind": {"description": "Kind?", "options": ["coding.csv", "photo"]}},
+                    tmp_path / "coded", sort_by="kind", backend="openai", base_url="http://127.0.0.1:9/v1")  # fmt: skip

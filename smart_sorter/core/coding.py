@@ -15,6 +15,7 @@ from .codebook import Codebook, cell
 
 CODING_FILE_NAME = "coding.csv"
 CODING_JOURNAL_NAME = "coding.jsonl"  # in the destination's .smart-sorter folder
+CODING_MANIFEST_NAME = "smart-sorter-coding.json"  # the run's record: model, codebook, settings, totals
 BACKENDS = ("local", "openai")
 DEFAULT_MODELS = {"local": "HuggingFaceTB/SmolVLM-256M-Instruct", "openai": "gpt-4o-mini"}
 CODED, ERROR = "coded", "error"

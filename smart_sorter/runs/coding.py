@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..core.codebook import Codebook
-from ..core.coding import CODED, CODING_JOURNAL_NAME, ERROR, CodingOptions, coding_row, spent
+from ..core.coding import CODED, CODING_JOURNAL_NAME, CODING_MANIFEST_NAME, ERROR, CodingOptions, coding_row, spent
 from ..errors import DestinationError
 from ..options import MEGABYTE, STATE_FOLDER_NAME
 from ..pipeline.finding import FoundFile
@@ -26,7 +26,7 @@ from ..pipeline.reading import Prepared, chunks, prepared_stream
 from ..storage.journal import Journal, JournalState, read_journal
 from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, recover
-from ..storage.tables import CsvLog
+from ..storage.tables import CsvLog, write_manifest
 from .coding_plan import CodingPlan, as_codebook, plan_coding
 
 Notify = Callable[[str], None]
@@ -81,6 +81,21 @@ def load_coder(options: CodingOptions, notify: Notify | None = None) -> Any:
     return LocalCoder(options)
 
 
+def _versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .._version import __version__
+
+    found = {"python": platform.python_version(), "smart-sorter": __version__}
+    for package in ("torch", "transformers", "openai", "xgrammar", "pillow"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -133,17 +148,32 @@ class CodingRun:
         resumed = len(rows)
         log = CsvLog(plan.csv_path, plan.columns, resumed_rows=rows if resuming else None)
         journal.write("run", settings=plan.settings, started=_now(), resumed=resuming)
+        manifest, status = self._manifest(plan, resuming), "interrupted"
         try:
+            write_manifest(plan.destination / CODING_MANIFEST_NAME, manifest)
             by_name = {found.relative: found for found in plan.files}
             for file, row in recovery.to_place.items():  # answered before an interruption: placed now
                 if file in by_name:
                     rows.append(self._finish(organiser, plan, by_name[file], row))
                     log.write([rows[-1]])
             self._code(to_code, plan, organiser, log, rows)
+            status = "stopped" if self.stopped else "finished"
         finally:
             log.close()
             journal.close()
+            tokens_in, tokens_out, cost = spent(rows)
+            manifest.update(status=status, finished=_now(), files=len(rows), tokens_in=tokens_in,
+                            tokens_out=tokens_out, cost=cost, model=self.coder.describe())  # fmt: skip
+            write_manifest(plan.destination / CODING_MANIFEST_NAME, manifest)
         return self._result(plan, rows, resumed=resumed)
+
+    def _manifest(self, plan: CodingPlan, resuming: bool) -> dict[str, Any]:
+        return {
+            "tool": "smart-sorter", "kind": "coding", "status": "running", **plan.settings,
+            "destination": str(plan.destination), "options": asdict(self.options), "versions": _versions(),
+            "started": _now(), "resumed": resuming, "files_found": len(plan.files),
+            "skipped": [{"file": skip.relative, "reason": skip.reason} for skip in plan.skipped],
+        }  # fmt: skip
 
     def _code(self, files: list[FoundFile], plan: CodingPlan, organiser: Organiser, log: CsvLog, rows: list) -> None:
         from tqdm.auto import tqdm

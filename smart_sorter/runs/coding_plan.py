@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.codebook import NUMBER, OPTIONS, TEXT, YES_NO, Codebook, codebook_from_question, parse_codebook
 from ..core.codebook import read_codebook_file as read_codebook
-from ..core.coding import CODING_FILE_NAME, CodingOptions, coding_columns
+from ..core.coding import CODING_FILE_NAME, CODING_MANIFEST_NAME, CodingOptions, coding_columns
 from ..core.folders import label_folders
 from ..errors import CodebookError, DestinationError, SourceError
 from ..options import OUTPUT_FILE_NAME
@@ -78,7 +78,7 @@ def _folders(codebook: Codebook, sort_by: str | None, destination: Path) -> dict
             f"--sort-by needs a field of one value from a list ({kinds}); {sort_by!r} is of type {field.kind}."
             + (" Sort by it later from coding.csv." if field.kind in (NUMBER, TEXT) else "")
         )
-    names = label_folders(field.categories)
+    names = label_folders(field.categories, reserved=(CODING_FILE_NAME, CODING_MANIFEST_NAME))
     return {value: folder_path(destination, name) for value, name in names.items()}
 
 
