@@ -169,3 +169,21 @@ def test_an_answer_named_like_the_coding_table_cannot_be_a_folder(photos, tmp_pa
     with pytest.raises(SmartSorterError, match="coding.csv"):
         code_images(photos, {"kind": {"description": "Kind?", "options": ["coding.csv", "photo"]}},
                     tmp_path / "coded", sort_by="kind", backend="openai", base_url="http://127.0.0.1:9/v1")  # fmt: skip
+
+
+def test_a_blind_sample_for_the_coders_then_their_agreement(photos, tmp_path, serve):
+    from smart_sorter.cli import main
+
+    server = serve([(200, completion('{"answer": "yes"}'), {})])
+    _code(photos, tmp_path, server)
+    sheet = tmp_path / "sheet.csv"
+    assert main(["sample", "--coding", str(tmp_path / "coded"), "--size", "2", "--csv", str(sheet)]) == 0
+    drawn = pd.read_csv(sheet, keep_default_na=False)
+    assert list(drawn.columns) == ["id", "file", "answer"] and set(drawn["answer"]) == {""}
+    copies = sorted((tmp_path / "sheet_files").iterdir())
+    assert [copy.name for copy in copies] == ["0001.jpg", "0002.jpg"]
+    assert copies[0].read_bytes() == (photos / drawn["file"][0]).read_bytes()
+    drawn["answer"] = ["yes", "no"]
+    drawn.to_csv(sheet, index=False)
+    assert main(["evaluate", "--coding", str(tmp_path / "coded"), "--truth", str(sheet), "--bootstrap", "0"]) == 0
+    assert main(["sample", "--coding", str(tmp_path / "coded"), "--size", "2", "--csv", str(sheet)]) == 1  # kept

@@ -105,3 +105,22 @@ def evaluate_coding_command(argv: Sequence[str]) -> int:
         lambda: evaluate_coding(arguments.coding, arguments.truth, arguments.codebook, bootstrap=arguments.bootstrap),
         arguments.verbose,
     )
+
+
+def sample_coding_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter sample --coding",
+        description="Draw a blind sample of a coding for human coders: a sheet with an empty column per question"
+        " and copies of the files named by their id. The filled-in sheet is the truth for evaluate --coding.",
+    )
+    parser.add_argument("--coding", type=Path, required=True, help="the coding's destination, or its coding.csv")
+    parser.add_argument("--size", type=int, required=True, help="how many files")
+    parser.add_argument("--csv", type=Path, required=True, help="the sheet to write (copies go to SHEET_files/)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_verbose(parser)
+    arguments = parser.parse_args(argv)
+    from ..validation.coding_sampling import sample_coding
+
+    return print_outcome(
+        lambda: sample_coding(arguments.coding, arguments.csv, arguments.size, seed=arguments.seed), arguments.verbose
+    )
