@@ -150,6 +150,8 @@ def test_the_cost_limit_stops_cleanly_and_a_rerun_goes_on(photos, tmp_path, serv
     server = serve([(200, completion('{"answer": "no"}', tokens_in=1000, tokens_out=0), {})])
     result, _ = _code(photos, tmp_path, server, price_in=1000.0, max_cost=1.5)
     assert len(result.table) == 2 and "cost limit of 1.5 was reached" in result.summary()
+    held, _ = _code(photos, tmp_path, server, price_in=1000.0, max_cost=1.5)  # the limit counts what was spent
+    assert len(held.table) == 2 and len(server.requests) == 2 and "cost limit" in held.summary()
     again, _ = _code(photos, tmp_path, server, price_in=1000.0)
     assert len(again.table) == 3 and again.resumed_files == 2 and len(server.requests) == 3
 

@@ -186,6 +186,8 @@ class CodingRun:
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Coding", dynamic_ncols=True)
         started, asked = time.perf_counter(), 0
         for chunk in chunks(stream, options.concurrency):
+            if self._should_stop(rows):  # the cost limit counts what earlier runs of this coding spent too
+                break
             done = self._code_chunk(chunk, plan, organiser)
             organiser.sync()
             log.write(done)
@@ -194,8 +196,6 @@ class CodingRun:
             asked += len(chunk)
             if asked == len(chunk):
                 self._estimate(done, len(files), time.perf_counter() - started)
-            if self._should_stop(rows):
-                break
         bar.close()
 
     def _code_chunk(self, chunk: list[Prepared], plan: CodingPlan, organiser: Organiser) -> list[dict[str, Any]]:
