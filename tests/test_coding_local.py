@@ -15,7 +15,7 @@ from smart_sorter.core.codebook import parse_codebook
 from smart_sorter.core.coding import CODING_FILE_NAME
 from smart_sorter.runs.coding import code_images
 from tests.factories import noise_image
-from tests.vlm_factories import save_llava
+from tests.vlm_factories import save_idefics3, save_llava
 
 pytest.importorskip("xgrammar")
 pytestmark = pytest.mark.slow
@@ -110,3 +110,14 @@ def test_a_sortings_destination_is_coded_in_place_under_output_csv_names(photos,
     assert sorted(coding["file"]) == sorted(placed["file"])  # the moved files, read where they lie now
     assert set(coding["answer"]) == {"yes"}
     assert [file for file, _ in result.skipped] == ["broken.jpg"]  # an error row of the sorting: never placed
+
+
+def test_smolvlms_architecture_answers_within_the_schema(photos, tmp_path):
+    model = save_idefics3(tmp_path / "idefics3")
+    codebook = {"kind": {"description": "Kind?", "options": ["photo", "meme"]},
+                "people": {"description": "How many?", "type": "number"}}  # fmt: skip
+    result = code_images(photos, codebook, tmp_path / "coded", model=str(model), concurrency=3, progress_bar=False)
+    answered = result.table[result.table["file"] != "broken.jpg"]
+    assert set(answered["status"]) == {"coded"}, answered["error"].tolist()
+    assert set(answered["kind"]) <= {"photo", "meme"}
+    assert all(abs(float(number)) <= 1e9 for number in answered["people"])  # numbers are bounded while decoding

@@ -108,3 +108,42 @@ def save_llava(folder: Path, *, says: str | None = None, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def save_idefics3(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny random Idefics3 (SmolVLM's architecture, the local backend's default) with its processor."""
+    import torch
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+    )
+
+    folder = Path(folder)
+    tokenizer = byte_tokenizer()
+    grid = [f"<row_{row}_col_{col}>" for row in range(1, 4) for col in range(1, 4)]
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": [*SPECIALS, "<fake_token_around_image>", "<global-img>", *grid]}
+    )
+    text = dict(
+        model_type="llama", vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    vision = dict(hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=IMAGE_SIZE, patch_size=PATCH)  # fmt: skip
+    config = Idefics3Config(vision_config=vision, text_config=text, scale_factor=2,
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"))  # fmt: skip
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    images = Idefics3ImageProcessor(
+        size={"longest_edge": IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE}, do_image_splitting=False
+    )
+    processor = Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4,
+                                  chat_template=CHAT_TEMPLATE)  # fmt: skip
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
