@@ -189,3 +189,20 @@ def test_a_blind_sample_for_the_coders_then_their_agreement(photos, tmp_path, se
     drawn.to_csv(sheet, index=False)
     assert main(["evaluate", "--coding", str(tmp_path / "coded"), "--truth", str(sheet), "--bootstrap", "0"]) == 0
     assert main(["sample", "--coding", str(tmp_path / "coded"), "--size", "2", "--csv", str(sheet)]) == 1  # kept
+
+
+def test_the_report_shows_each_image_beside_its_answers(photos, tmp_path, serve):
+    from smart_sorter.cli import main
+
+    server = serve([(200, completion('{"answer": "yes"}'), {})])
+    _code(photos, tmp_path, server)
+    (photos / "late.jpg").write_bytes(b"not an image")  # a file coded as an error on a second run
+    _code(photos, tmp_path, server)
+    assert main(["report", "--coding", str(tmp_path / "coded"), "--blur"]) == 0
+    page = (tmp_path / "coded" / "coding-report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/jpeg;base64,") == 3 and "not an image" in page
+    assert '<td>yes</td><td class="number">3</td>' in page and 'class="blurred"' in page
+    assert "A weapon?" in page and "scripted" in page
+    assert main(["report", "--coding", str(tmp_path / "coded")]) == 1  # never over the last one
+    assert main(["report", "--coding", str(tmp_path / "coded"), "--output", str(photos / "r.html")]) == 1
+    assert not (photos / "r.html").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.coding import BACKENDS, DEFAULT_MODELS, CodingOptions
 from ..errors import OptionError
 from .arguments import add_verbose
-from .printing import print_outcome, say
+from .printing import TextReport, print_outcome, say
 
 DEFAULTS = CodingOptions()
 WHERE_IMAGES_GO = (
@@ -124,3 +124,33 @@ def sample_coding_command(argv: Sequence[str]) -> int:
     return print_outcome(
         lambda: sample_coding(arguments.coding, arguments.csv, arguments.size, seed=arguments.seed), arguments.verbose
     )
+
+
+def report_coding_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smart-sorter report --coding",
+        description="Write one HTML page showing a coding: each image beside its answers, the answers per question,"
+        " the model, tokens and cost. It opens offline and can be sent as one file.",
+    )
+    parser.add_argument("--coding", type=Path, required=True, help="the coding's destination, or its coding.csv")
+    parser.add_argument("--output", type=Path, help="where to write it (default: coding-report.html beside it)")
+    parser.add_argument("--shown", type=int, default=200, help="images shown (the first N of coding.csv)")
+    parser.add_argument("--blur", action="store_true", help="blur every image until it is clicked")
+    parser.add_argument("--force", action="store_true", help="replace an existing report")
+    add_verbose(parser)
+    arguments = parser.parse_args(argv)
+    from ..validation.coding_report import write_coding_report
+
+    def work() -> TextReport:
+        written = write_coding_report(arguments.coding, arguments.output, force=arguments.force,
+                                      shown=arguments.shown, blur=arguments.blur)  # fmt: skip
+        return TextReport(f"Report: {written}")
+
+    return print_outcome(work, arguments.verbose)
+
+
+CODING_VALIDATION = {
+    "sample": sample_coding_command,
+    "evaluate": evaluate_coding_command,
+    "report": report_coding_command,
+}

@@ -29,10 +29,10 @@ VALIDATION_COMMANDS = ("sample", "evaluate", "report")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = verbose_values(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    if command in ("evaluate", "sample") and any(arg == "--coding" or arg.startswith("--coding=") for arg in argv):
-        from .coding import evaluate_coding_command, sample_coding_command
+    if command in VALIDATION_COMMANDS and any(arg == "--coding" or arg.startswith("--coding=") for arg in argv):
+        from .coding import CODING_VALIDATION
 
-        return {"evaluate": evaluate_coding_command, "sample": sample_coding_command}[command](argv[1:])
+        return CODING_VALIDATION[command](argv[1:])
     if command in COMMANDS:
         return COMMANDS[command](argv[1:])
     if command in VALIDATION_COMMANDS:

@@ -263,7 +263,9 @@ def coding_estimate(done: int, seconds: float, cost: float, total: int) -> str:
         duration = f"{expected / 60:.0f} minutes"
     else:
         duration = f"{expected / 3600:.1f} hours"
-    price = f" and {cost / max(done, 1) * total:.2f} (at your prices)" if cost else ""
+    amount = cost / max(done, 1) * total
+    price = f" and {amount:.2f} (at your prices)" if amount >= 0.01 else " and under 0.01 (at your prices)"
+    price = price if cost else ""
     return f"About {duration}{price} for {total:,} images, from the first {done}."
 
 

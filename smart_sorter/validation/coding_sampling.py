@@ -46,6 +46,27 @@ def _where_files_are(source: Path) -> dict[str, Path]:
     return {}
 
 
+def refuse_coding_source(path: Path, source: Path) -> None:
+    """Nothing is written into the folder a coding read its images from (for a sorting's destination coded in
+    place: into that sorting's own source)."""
+    if (source / OUTPUT_FILE_NAME).is_file():
+        refuse_source_folder(path, source)
+        return
+    target, folder = Path(path).resolve(), Path(source).resolve()
+    if target == folder or target.is_relative_to(folder):
+        raise DestinationError(
+            f"{str(path)!r} is inside the folder the coding read its images from ({str(folder)!r}); nothing is"
+            " ever written there. Choose a place outside it."
+        )
+
+
+def coded_files(folder: Path) -> tuple[dict[str, Any], Path, dict[str, Path]]:
+    """A coding's manifest, its source, and where each file coded from a sorting lies now."""
+    manifest = read_manifest_of(folder)
+    source = Path(manifest["source"])
+    return manifest, source, _where_files_are(source)
+
+
 def read_manifest_of(folder: Path) -> dict[str, Any]:
     path = folder / CODING_MANIFEST_NAME
     if not path.is_file():
@@ -60,18 +81,17 @@ def sample_coding(coding: Path, output: Path, size: int, *, seed: int = 0) -> Co
     if size < 1:
         raise OptionError(f"The sample size must be at least 1; got {size}.")
     folder = Path(coding) if Path(coding).is_dir() else Path(coding).parent
-    manifest, codebook = read_manifest_of(folder), _codebook_of(folder, None)
+    codebook = _codebook_of(folder, None)
     table = pd.read_csv(folder / CODING_FILE_NAME, keep_default_na=False, dtype=str)
     coded = table[table["status"] == CODED]
     if coded.empty:
         raise DestinationError("The coding has no answered file, so there is nothing to sample.")
     drawn = coded.sample(n=min(size, len(coded)), random_state=seed).reset_index(drop=True)
-    source = Path(manifest["source"])
-    placed = _where_files_are(source)
+    _, source, placed = coded_files(folder)
     output = Path(output)
     copies = output.with_name(output.stem + FILES_SUFFIX)
     for path in (output, copies):
-        refuse_source_folder(path, source)
+        refuse_coding_source(path, source)
     refuse_existing(output, replaceable=False)
     if copies.exists() and (not copies.is_dir() or any(copies.iterdir())):
         raise DestinationError(f"{str(copies)!r} already exists and is not empty; give a new place for the sample.")
