@@ -189,6 +189,8 @@ def test_a_blind_sample_for_the_coders_then_their_agreement(photos, tmp_path, se
     drawn.to_csv(sheet, index=False)
     assert main(["evaluate", "--coding", str(tmp_path / "coded"), "--truth", str(sheet), "--bootstrap", "0"]) == 0
     assert main(["sample", "--coding", str(tmp_path / "coded"), "--size", "2", "--csv", str(sheet)]) == 1  # kept
+    assert main(["sample", "--coding", str(tmp_path / "coded"), "--size", "2", "--csv", str(photos / "s.csv")]) == 1
+    assert not (photos / "s.csv").exists() and not (photos / "s_files").exists()  # never into the images' folder
 
 
 def test_the_report_shows_each_image_beside_its_answers(photos, tmp_path, serve):

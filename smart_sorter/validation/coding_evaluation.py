@@ -94,7 +94,7 @@ def _read(table: Any, what: str) -> pd.DataFrame:
     return read
 
 
-def _codebook_of(coding: Any, codebook: Any) -> Codebook:
+def coding_codebook(coding: Any, codebook: Any) -> Codebook:
     """The codebook given, else the one the coding run recorded in its journal."""
     if isinstance(codebook, Codebook):
         return codebook
@@ -149,7 +149,7 @@ def evaluate_coding(
 ) -> CodingAgreement:
     """Agreement of coding.csv with a human coding (CSV with `file` and the fields coded by hand)."""
     machine, human = _read(coding, "coding"), _read(truth, "human coding")
-    book = _codebook_of(coding, codebook)
+    book = coding_codebook(coding, codebook)
     asked = [question for question in book.fields if question.name in human.columns]
     if not asked:
         raise SourceError(f"The human coding has none of the codebook's fields ({', '.join(book.names)}) as a column.")

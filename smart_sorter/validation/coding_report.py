@@ -16,7 +16,7 @@ from .._version import __version__
 from ..core.codebook import SEVERAL, TEXT
 from ..core.coding import CODED, CODING_FILE_NAME, spent
 from ..pipeline.thumbnails import thumbnail_uri
-from .coding_evaluation import _codebook_of
+from .coding_evaluation import coding_codebook
 from .coding_sampling import coded_files, refuse_coding_source
 from .publishing import publish_text, refuse_existing
 
@@ -41,7 +41,7 @@ def render_coding_report(coding: Path, *, shown: int = SHOWN, blur: bool = False
 
     folder = Path(coding) if Path(coding).is_dir() else Path(coding).parent
     manifest, source, placed = coded_files(folder)
-    codebook = _codebook_of(folder, None)
+    codebook = coding_codebook(folder, None)
     table = pd.read_csv(folder / CODING_FILE_NAME, keep_default_na=False, dtype=str)
     cards = [
         {"file": row["file"], "error": row["error"] if row["status"] != CODED else "",

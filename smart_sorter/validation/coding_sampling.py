@@ -18,7 +18,7 @@ from ..errors import DestinationError, OptionError, PlacementError, SourceError
 from ..options import OUTPUT_FILE_NAME
 from ..storage.placing import place_file
 from ..storage.tables import read_results
-from .coding_evaluation import _codebook_of
+from .coding_evaluation import coding_codebook
 from .publishing import publish_text, refuse_existing, refuse_source_folder
 from .sampling import FILES_SUFFIX
 
@@ -81,7 +81,7 @@ def sample_coding(coding: Path, output: Path, size: int, *, seed: int = 0) -> Co
     if size < 1:
         raise OptionError(f"The sample size must be at least 1; got {size}.")
     folder = Path(coding) if Path(coding).is_dir() else Path(coding).parent
-    codebook = _codebook_of(folder, None)
+    codebook = coding_codebook(folder, None)
     table = pd.read_csv(folder / CODING_FILE_NAME, keep_default_na=False, dtype=str)
     coded = table[table["status"] == CODED]
     if coded.empty:
