@@ -68,3 +68,19 @@ def test_the_command_reads_the_codebook_the_coding_recorded_or_asks_for_it(tmp_p
     assert "people (number, 4 files): agreement 0.750" in capsys.readouterr().out
     with pytest.raises(SourceError, match="none of the codebook's fields"):
         evaluate_coding(coding, pd.DataFrame({"file": ["a.jpg"], "colour": ["red"]}), CODEBOOK)
+
+
+def test_the_coding_commands_help_imports_no_heavy_package():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from smart_sorter.cli import main\n"
+        "for argv in (['code', '--help'], ['evaluate', '--coding', 'x', '--help'], ['sample', '--coding', 'x',"
+        " '--help'], ['report', '--coding', 'x', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = ('torch', 'transformers', 'PIL', 'pandas', 'openai', 'xgrammar')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in output and "smart-sorter code" in output
