@@ -208,3 +208,16 @@ def test_the_report_shows_each_image_beside_its_answers(photos, tmp_path, serve)
     assert main(["report", "--coding", str(tmp_path / "coded")]) == 1  # never over the last one
     assert main(["report", "--coding", str(tmp_path / "coded"), "--output", str(photos / "r.html")]) == 1
     assert not (photos / "r.html").exists()
+
+
+def test_stop_ends_the_run_between_batches_and_a_rerun_finishes(photos, tmp_path, serve):
+    server = serve([(200, completion('{"answer": "yes"}'), {})])
+    stop = threading.Event()
+    stop.set()
+    held = code_images(photos, None, tmp_path / "coded", ask="A weapon?", backend="openai", base_url=server.url,
+                       model="scripted", progress_bar=False, concurrency=1, stop=stop)  # fmt: skip
+    assert held.stopped == "asked to stop." and len(held.table) == 0 and server.requests == []
+    assert "Stopped early: asked to stop. Run the same command again" in held.summary()
+    done = code_images(photos, None, tmp_path / "coded", ask="A weapon?", backend="openai", base_url=server.url,
+                       model="scripted", progress_bar=False)  # fmt: skip
+    assert len(done.table) == 3 and len(server.requests) == 3
