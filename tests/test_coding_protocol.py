@@ -221,3 +221,10 @@ def test_stop_ends_the_run_between_batches_and_a_rerun_finishes(photos, tmp_path
     done = code_images(photos, None, tmp_path / "coded", ask="A weapon?", backend="openai", base_url=server.url,
                        model="scripted", progress_bar=False)  # fmt: skip
     assert len(done.table) == 3 and len(server.requests) == 3
+
+
+def test_openai_without_a_key_is_refused_before_anything_is_written(photos, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(SmartSorterError, match="needs a key: set OPENAI_API_KEY"):
+        code_images(photos, None, tmp_path / "coded", ask="A weapon?", backend="openai", progress_bar=False)
+    assert not (tmp_path / "coded").exists()
