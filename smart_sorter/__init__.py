@@ -11,7 +11,9 @@ __all__ = [
     "SortOptions",
     "SortResult",
     "__version__",
+    "code_images",
     "evaluate",
+    "evaluate_coding",
     "resort",
     "sort_images",
     "undo",
@@ -28,6 +30,14 @@ def __getattr__(name: str):
         from .validation.evaluation import evaluate
 
         return evaluate
+    if name == "code_images":
+        from .runs.coding import code_images
+
+        return code_images
+    if name == "evaluate_coding":
+        from .validation.coding_evaluation import evaluate_coding
+
+        return evaluate_coding
     if name == "resort":
         from .runs.resorting import resort
 

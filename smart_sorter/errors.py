@@ -94,3 +94,11 @@ class OtherRunError(DestinationError):
 
 class BusyError(DestinationError):
     """Another smart-sorter process is working on the same destination."""
+
+
+class CodebookError(SmartSorterError):
+    """The codebook (the questions asked of each image) is unusable: a field without a type, bad options."""
+
+
+class BackendError(SmartSorterError):
+    """The vision-language model's server cannot be reached, refuses the requests, or the model cannot be run."""

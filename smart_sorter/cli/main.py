@@ -1,8 +1,8 @@
 """The command line: arguments in, one-line messages and a summary out. All work happens in the package.
 
 `smart-sorter --source ... --destination ... --labels ...` sorts (cli.sorting); `undo`, `resort` and
-`cache` work on what runs left (cli.runs); `sample`, `evaluate` and `report` check a sorting
-(cli.validation).
+`cache` work on what runs left (cli.runs); `code` asks a vision-language model (cli.coding); `sample`,
+`evaluate` and `report` check a sorting (cli.validation).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ..pipeline.cpu_threads import let_idle_threads_sleep
 from .arguments import DEFAULTS, add_label_arguments, verbose_values
+from .coding import code_command
 from .runs import cache_command, resort_command, undo_command
 from .sorting import EXAMPLE, build_parser, options_from, sort_command
 
@@ -21,6 +22,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "undo": undo_command,
     "resort": resort_command,
     "cache": cache_command,
+    "code": code_command,
 }
 VALIDATION_COMMANDS = ("sample", "evaluate", "report")
 
@@ -29,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     let_idle_threads_sleep()  # before torch loads: idle model threads then leave the cores to decoding
     argv = verbose_values(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
+    if command in VALIDATION_COMMANDS and any(arg == "--coding" or arg.startswith("--coding=") for arg in argv):
+        from .coding import CODING_VALIDATION
+
+        return CODING_VALIDATION[command](argv[1:])
     if command in COMMANDS:
         return COMMANDS[command](argv[1:])
     if command in VALIDATION_COMMANDS:

@@ -46,6 +46,8 @@ other commands (each has its own --help):
   smart-sorter evaluate --results DESTINATION --truth sample.csv [--report report.html]
   smart-sorter report DESTINATION [--truth sample.csv] [--blur]
       one HTML page showing the sorting
+  smart-sorter code SOURCE (--codebook codebook.yaml | --ask "Is there a weapon?") --destination DIR
+      answer questions about every image with a vision-language model, into coding.csv
 """
 WHOLE_NUMBER = "a whole number"
 
