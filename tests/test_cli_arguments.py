@@ -129,7 +129,7 @@ def test_resort_takes_quiet(tmp_path, capsys):
 
 def test_every_help_works_and_the_examples_use_real_arguments(capsys):
     helps = {}
-    for command in ("", "undo", "resort", "cache", "sample", "evaluate", "report"):
+    for command in ("", "undo", "resort", "cache", "sample", "evaluate", "report", "code"):
         with pytest.raises(SystemExit) as exit_info:
             main([*command.split(), "--help"])
         assert exit_info.value.code == 0
@@ -137,7 +137,7 @@ def test_every_help_works_and_the_examples_use_real_arguments(capsys):
         assert helps[command].startswith(f"usage: smart-sorter {command}".rstrip())
     examples = [shlex.split(line.strip().rstrip("\\")) for line in EXAMPLE.splitlines() if "smart-sorter " in line]
     examples[0] += shlex.split(EXAMPLE.split("\\\n")[1]) + shlex.split(EXAMPLE.split("\\\n")[2].split("\n")[0])
-    assert len(examples) == 8 and {"--source", "--labels", "--model"} <= set(examples[0])
+    assert len(examples) == 9 and {"--source", "--labels", "--model"} <= set(examples[0])
     for words in examples:
         command = words[1] if words[1] in helps else ""
         for flag in (word.strip("[]") for word in words if word.startswith(("--", "[--"))):
