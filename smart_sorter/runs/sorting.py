@@ -214,9 +214,7 @@ class Sorter:
         manifest_path = plan.destination / (PLAN_MANIFEST_NAME if options.dry_run else MANIFEST_FILE_NAME)
         previous = read_manifest(plan.destination)
         if self._already_done(scan, state, previous):
-            order = {found.relative: index for index, found in enumerate(scan.files)}  # as output.csv has them
-            done = sorted(state.done_rows, key=lambda row: order.get(row["file"], len(order)))
-            return self._result(plan, done, plan.columns, manifest_path, previous, already_done=True)
+            return self._result(plan, state.done_rows, plan.columns, manifest_path, previous, already_done=True)
         journal = None if options.dry_run else Journal(journal_path(plan.destination))
         organiser = Organiser(plan.destination, options.operation, journal, dry_run=options.dry_run)
         work = self._resume(plan, scan, state, organiser)
