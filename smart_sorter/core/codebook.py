@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CodebookError
+from .data_files import read_data_file
 
 OPTIONS, YES_NO, SEVERAL, NUMBER, TEXT = "options", "yes/no", "several options", "number", "text"
 FIELD_TYPES = (OPTIONS, YES_NO, SEVERAL, NUMBER, TEXT)
@@ -384,22 +385,7 @@ def cell(value: Any) -> Any:
 
 def read_codebook_file(path: Path) -> Codebook:
     """A codebook from a YAML or JSON file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CodebookError(f"The codebook file {str(path)!r} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CodebookError(f"The codebook file {str(path)!r} cannot be read: {error}.") from None
-    kind = "JSON" if Path(path).suffix.lower() == ".json" else "YAML"
-    try:
-        if kind == "JSON":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as error:  # json.JSONDecodeError or yaml.YAMLError
-        raise CodebookError(f"The codebook file {str(path)!r} is not valid {kind}: {error}") from None
+    data = read_data_file(path, "codebook file", CodebookError)
     try:
         return parse_codebook(data)
     except CodebookError as error:

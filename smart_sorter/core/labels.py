@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabelError
+from .data_files import read_data_file
 from .folders import lookalike_folders
 
 LONG_LABEL_CHARS = 80
@@ -242,22 +242,7 @@ def labels_from_mapping(mapping: Mapping[str, object], minimum: int = 2) -> Labe
 
 def read_labels_file(path: Path, minimum: int = 2) -> LabelSet:
     """A JSON or YAML file mapping each category to its prompts."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LabelError(f"The labels file {str(path)!r} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelError(f"The labels file {str(path)!r} cannot be read: {error}.") from None
-    kind = "JSON" if Path(path).suffix.lower() == ".json" else "YAML"
-    try:
-        if kind == "JSON":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as error:  # json.JSONDecodeError or yaml.YAMLError
-        raise LabelError(f"The labels file {str(path)!r} is not valid {kind}: {error}") from None
+    data = read_data_file(path, "labels file", LabelError)
     if not isinstance(data, Mapping):
         raise LabelError(
             f"The labels file {str(path)!r} must map each category to its prompts, as in"
