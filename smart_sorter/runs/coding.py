@@ -28,6 +28,7 @@ from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, recover
 from ..storage.tables import CsvLog, write_manifest
 from .coding_plan import CodingPlan, as_codebook, plan_coding
+from .outcome import spoken_duration
 
 Notify = Callable[[str], None]
 
@@ -257,12 +258,7 @@ class CodingRun:
 def coding_estimate(done: int, seconds: float, cost: float, total: int) -> str:
     """'About 12 minutes and 3.10 (at your prices) for 5,000 images, from the first 4.'"""
     expected = total * seconds / max(done, 1)
-    if expected < 120:
-        duration = f"{expected:.0f} seconds"
-    elif expected < 2 * 3600:
-        duration = f"{expected / 60:.0f} minutes"
-    else:
-        duration = f"{expected / 3600:.1f} hours"
+    duration = spoken_duration(expected)
     amount = cost / max(done, 1) * total
     price = f" and {amount:.2f} (at your prices)" if amount >= 0.01 else " and under 0.01 (at your prices)"
     price = price if cost else ""

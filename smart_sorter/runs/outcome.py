@@ -101,3 +101,12 @@ def count_lines(label_counts: dict[str, int]) -> list[str]:
     """Files per label as aligned summary lines."""
     width = max((len(label) for label in label_counts), default=0)
     return [f"  {label:<{width}}  {count}" for label, count in label_counts.items()]
+
+
+def spoken_duration(seconds: float) -> str:
+    """'45 seconds', '12 minutes' or '3.5 hours': how long a run is expected to take, in words."""
+    if seconds < 120:
+        return f"{seconds:.0f} seconds"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"

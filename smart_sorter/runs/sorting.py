@@ -39,7 +39,7 @@ from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, ToPlace, recover
 from ..storage.tables import CsvLog, read_manifest, write_manifest
-from .outcome import Progress, SortResult
+from .outcome import Progress, SortResult, spoken_duration
 from .planning import RunPlan, check_same_run, plan_run
 
 Notify = Callable[[str], None]
@@ -458,12 +458,7 @@ def speed_estimate(rate: float, total: int) -> str:
     expected = total / max(rate, 1e-9)
     if expected < ESTIMATE_FROM_SECONDS:
         return ""
-    if expected < 120:
-        duration = f"{expected:.0f} seconds"
-    elif expected < 2 * 3600:
-        duration = f"{expected / 60:.0f} minutes"
-    else:
-        duration = f"{expected / 3600:.1f} hours"
+    duration = spoken_duration(expected)
     return f"About {duration} for {total:,} images at {rate:.1f} images/s."
 
 
