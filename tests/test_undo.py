@@ -178,3 +178,37 @@ def test_a_name_that_is_not_utf8_is_moved_and_put_back_byte_for_byte(tmp_path, f
     assert (tmp_path / "out" / "a red thing" / odd).is_file() and not (source / odd).exists()
     assert "rouge \\xe9t\\xe9.jpg" in set(pd.read_csv(result.csv_path, dtype=str)["file"])
     assert (undo_run(tmp_path / "out").restored, snapshot(source)) == (2, before)
+
+
+def test_an_undo_killed_while_renaming_the_tables_is_finished_by_running_it_again(
+    source, tmp_path, fake_encoder, monkeypatch
+):
+    out = tmp_path / "out"
+    before = snapshot(source)
+    sort(source, out, fake_encoder, operation="move")
+    renamed = []
+    real_rename = Path.rename
+
+    def killed_at_the_journal(path, target):
+        if path.name == "journal.jsonl":
+            raise KeyboardInterrupt  # stands in for a kill after the tables, before the journal
+        renamed.append(Path(target).name)
+        return real_rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", killed_at_the_journal)
+    with pytest.raises(KeyboardInterrupt):
+        undo_run(out)
+    monkeypatch.undo()
+    assert snapshot(source) == before and images(out) == []
+    assert renamed and not (out / "output.csv").exists()
+    with pytest.raises(DestinationError, match=r"An undo of the run in .* was interrupted.*smart-sorter undo"):
+        sort(source, out, fake_encoder, operation="move")
+    assert snapshot(source) == before and images(out) == []
+    result = undo_run(out)
+    assert (result.restored, result.removed_copies, result.kept) == (0, 0, [])
+    kept = sorted(snapshot(out))
+    stamp = renamed[0].removeprefix("output-undone-").removesuffix(".csv")
+    assert kept == sorted(renamed)  # output.csv and the manifest, under their first names
+    assert list((out / STATE_FOLDER_NAME).glob(f"journal-undone-{stamp}.jsonl"))
+    sort(source, out, fake_encoder)  # the destination is free for a new run
+    assert len(images(out)) == 6

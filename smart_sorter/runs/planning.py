@@ -12,6 +12,7 @@ from ..core.labels import LabelSet, parse_labels
 from ..core.rows import csv_columns
 from ..errors import DestinationError, LabelError, OtherRunError, SourceError
 from ..options import OUTPUT_FILE_NAME, PLAN_FILE_NAME, UNCERTAIN_FOLDER, SortOptions
+from ..storage.finished import interrupted_undo_message
 from ..storage.journal import JournalState
 from ..storage.layout import plan_folders
 
@@ -107,6 +108,8 @@ def check_same_run(state: JournalState, plan: RunPlan, *, finished: bool) -> Non
 
     A run that stopped before placing anything binds nothing: a new run may start over it.
     """
+    if state.retiring is not None:
+        raise DestinationError(interrupted_undo_message(plan.destination))
     if state.settings is None or state.settings == plan.settings or not state.files:
         return
     differences = [key for key in plan.settings if state.settings.get(key) != plan.settings[key]]

@@ -31,6 +31,14 @@ from .tables import CsvLog, read_manifest, write_manifest
 PLACED_BY_RUN = ("copied", "moved")  # a `duplicate` row names a file that was there before the run
 
 
+def interrupted_undo_message(destination: Path) -> str:
+    return (
+        f"An undo of the run in {str(destination)!r} was interrupted after it had put every file back;"
+        f" run `smart-sorter undo {destination}` again to finish it (it only renames the run's tables"
+        " as undone). Nothing was changed."
+    )
+
+
 class FinishedRun:
     """The run recorded in `destination`; use `FinishedRun.open(...)` as a context manager."""
 
@@ -55,6 +63,8 @@ class FinishedRun:
             manifest = read_manifest(destination)
             if state.settings is None:
                 raise DestinationError(_no_run_message(destination, purpose))
+            if state.retiring is not None and purpose != "undo":
+                raise DestinationError(interrupted_undo_message(destination))
             if require_finished and (manifest.get("status") != "finished" or not state.done_rows):
                 raise DestinationError(
                     f"The run in {str(destination)!r} is not finished (status {manifest.get('status', 'unknown')!r});"
@@ -145,16 +155,22 @@ class FinishedRun:
         write_manifest(self.destination / MANIFEST_FILE_NAME, self.manifest)
 
     def retire(self, stamp: str) -> None:
-        """After an undo: the journal, output.csv (frames.csv) and the manifest are kept under names marked undone,
-        so the destination holds no run any more and the record of what was undone stays."""
+        """After an undo: output.csv (frames.csv), the manifest and the journal are kept under names marked undone,
+        so the destination holds no run any more and the record of what was undone stays. The journal says
+        `retiring` first and is renamed last: an undo killed on the way, run again, finishes the renaming
+        under the same stamp."""
+        stamp = self.state.retiring or stamp
+        if self.state.retiring is None:
+            self.journal.write("retiring", stamp=stamp)
+            self.journal.sync()
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        path = journal_path(self.destination)
-        path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
         for table in (self.output_path, frames_path(self.output_path), self.destination / MANIFEST_FILE_NAME):
             if table.exists():
                 table.rename(table.with_name(f"{table.stem}-undone-{stamp}{table.suffix}"))
+        path = journal_path(self.destination)
+        path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
 
     def close(self) -> None:
         if self._journal is not None:

@@ -13,6 +13,9 @@ to the source):
   destination so far) to `name` in `folder`, with its new row; a `placed` event follows once moved;
 - `done`: the file's final output.csv row;
 - `undone`: `smart-sorter undo` reversed the placement.
+Run-wide events: `run` (the settings a run started with) and `retiring` (an undo has reversed every
+file and is renaming the run's tables as undone, with the `stamp` of their new names: a killed undo
+run again finishes the renaming under the same names).
 output.csv is rebuilt from the `done` rows, so the journal alone says what a run did.
 """
 
@@ -92,6 +95,7 @@ class JournalState:
     files: dict[str, FileRecord] = field(default_factory=dict)
     torn_lines: int = 0
     done_order: list[str] = field(default_factory=list)  # files in the order of their first `done`
+    retiring: str | None = None  # an undo's stamp once it is renaming the run's tables as undone
 
     def record(self, file: str) -> FileRecord:
         return self.files.setdefault(file, FileRecord(file))
@@ -129,6 +133,9 @@ def read_journal(path: Path) -> JournalState:
             event = entry.get("event")
             if event == "run":
                 state.settings = entry.get("settings")  # the latest run's; they agree once files were done
+                continue
+            if event == "retiring":
+                state.retiring = entry.get("stamp")
                 continue
             if "file" not in entry:
                 continue
