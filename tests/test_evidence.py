@@ -450,6 +450,9 @@ def test_5_resort_of_a_move_with_identical_same_named_files_then_undo_restores_b
     resort(out, fake_encoder)
     rows = evidence.check_sorted("move").set_index("file")
     assert rows.loc["a/red_00.jpg", "destination"] == rows.loc["b/red_00.jpg", "destination"] == "red/red_00.jpg"
+    assert rows.loc["b/red_00.jpg", "label"] == rows.loc["a/red_00.jpg", "label"] == "red"  # the twin's row follows
+    assert rows.loc["b/red_00.jpg", "score"] == rows.loc["a/red_00.jpg", "score"]
+    assert rows.loc["b/red_00.jpg", "action"] == "duplicate"
     smart_sorter.undo(out)
     evidence.check_undone()
 

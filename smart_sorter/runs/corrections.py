@@ -96,7 +96,7 @@ def apply_corrections(destination: Path, corrections: Path | None = None) -> App
             corrected = _corrected_row(row, label)
             if (run.destination / row["destination"]).parent == folder:
                 result.already_right += 1
-                run.record(corrected)
+                run.record_with_twins(corrected)
                 continue
             try:
                 run.relocate(corrected, folder)

@@ -136,7 +136,7 @@ def _move_to_new_labels(
                 row.update(destination=old["destination"], action=old["action"], sha256=old["sha256"])
                 target = target_folder(row, folder_paths, UNCERTAIN_FOLDER)
                 if item.found.path.parent == target:
-                    run.record(row)
+                    run.record_with_twins(row)
                     unchanged += 1
                     continue
                 try:

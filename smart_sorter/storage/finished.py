@@ -111,6 +111,16 @@ class FinishedRun:
         self.journal.write("done", file=row["file"], row=row)
         self.rows[row["file"]] = row
 
+    def record_with_twins(self, row: dict[str, Any], named: str | None = None) -> None:
+        """Make `row` the file's row, and the row of each file recorded as its duplicate (the same bytes, whose
+        row names the same placed file, `named`, by default `row`'s own destination): a duplicate's label,
+        scores and destination follow the file it names; its own name and action stay."""
+        named = named or row["destination"]
+        for other in list(self.rows.values()):
+            if named and other["file"] != row["file"] and other.get("destination") == named:
+                self.record({**row, "file": other["file"], "action": other["action"]})
+        self.record(row)
+
     def relocate(self, row: dict[str, Any], folder: Path) -> dict[str, Any]:
         """Move a file the run placed into `folder` under a name of its own (never onto a file that
         was already there), journaled before and after; rows that name the same file (a move run's
@@ -136,10 +146,7 @@ class FinishedRun:
         """Record a completed move: rows naming the same file first, then the file's own row, then `placed`,
         which closes its `relocating` claim: a kill at any point before it leaves the claim, which opening
         finishes, and never a row naming where the file no longer is."""
-        for other in list(self.rows.values()):
-            if other["file"] != moved["file"] and other.get("destination") == origin:
-                self.record({**other, "destination": moved["destination"]})
-        self.record(moved)
+        self.record_with_twins(moved, named=origin)
         self.journal.write("placed", file=moved["file"], destination=moved["destination"], action=moved["action"])
 
     def rewrite_tables(self, *, columns: tuple[str, ...] | None = None, categories: Iterable[str] = (), **manifest):
