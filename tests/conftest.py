@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from tests.factories import noise_image, save_clip, save_siglip  # noqa: E402
 
-pytest_plugins = ["tests.fakes"]  # the `fake_encoder` fixture
+pytest_plugins = ["tests.fakes", "tests.vlm_server"]  # `fake_encoder`; `server`, `llava_says_yes`, `llava_random`
 
 CORPUS = Path(
     os.environ.get("SMART_SORTER_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "telegram-32")

@@ -5,11 +5,9 @@ mocked: requests, images as data URLs, usage, retries, error rows, cost, resume 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,59 +19,13 @@ import pytest
 from smart_sorter.cli import main
 from smart_sorter.core.coding import CODING_FILE_NAME, CODING_JOURNAL_NAME
 from tests.factories import noise_image
-from tests.vlm_factories import save_llava
+from tests.vlm_server import SAYS
+from tests.vlm_server import free_port as _free_port
+from tests.vlm_server import requests_served as _requests
 
 pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
 pytest.importorskip("openai")
 pytestmark = pytest.mark.slow
-SAYS = '{"answer": "yes"}'
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def llava_says_yes(tmp_path_factory) -> Path:
-    return save_llava(tmp_path_factory.mktemp("llava-says-yes"), says=SAYS)
-
-
-@pytest.fixture(scope="session")
-def llava_random(tmp_path_factory) -> Path:
-    return save_llava(tmp_path_factory.mktemp("llava-random"))
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """`transformers serve` on 127.0.0.1: it loads each model by the path a request names. Yields (url, log)."""
-    port, log = _free_port(), tmp_path_factory.mktemp("serve") / "serve.log"
-    command = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
-               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "info"]  # fmt: skip
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"transformers serve did not start: {log.read_text()[-2000:]}")
-        yield f"http://127.0.0.1:{port}/v1", log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _requests(log: Path) -> int:
-    return log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1" 200')
 
 
 @pytest.fixture

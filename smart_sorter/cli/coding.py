@@ -32,7 +32,12 @@ def build_code_parser() -> argparse.ArgumentParser:
     parser.add_argument("--options", dest="ask_options", help='with --ask: the answers to choose from, "a,b,c"'
                         " (default: yes/no)")  # fmt: skip
     parser.add_argument("--destination", type=Path, help="where coding.csv goes (default: beside output.csv)")
-    parser.add_argument("--sort-by", metavar="FIELD", help="also copy each file into destination/<its answer>/")
+    parser.add_argument("--sort-by", metavar="FIELD", help="also copy each file into destination/<its answer>/"
+                        " (undone by smart-sorter undo DESTINATION)")  # fmt: skip
+    parser.add_argument("--operation", choices=("copy", "move"), default=DEFAULTS.operation,
+                        help="with --sort-by: copy (default) or move the files into their folders")  # fmt: skip
+    parser.add_argument("--retry-errors", action="store_true", help="ask again (and pay again) for the files"
+                        " whose answers never fit the codebook in an earlier run of this coding")  # fmt: skip
     model = parser.add_argument_group("the model")
     model.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
     model.add_argument("--model", help=f"model id or folder (default: {DEFAULT_MODELS['local']} locally,"
@@ -49,6 +54,8 @@ def build_code_parser() -> argparse.ArgumentParser:
                         help="requests in flight (openai), images per batch (local)")  # fmt: skip
     tuning.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="longest side sent, in pixels")
     tuning.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
+    tuning.add_argument("--video-frames", type=int, default=DEFAULTS.video_frames,
+                        help="a video is answered from this many evenly spaced frames, sent together")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_verbose(parser)
     return parser
@@ -56,7 +63,7 @@ def build_code_parser() -> argparse.ArgumentParser:
 
 def coding_options_from(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> CodingOptions:
     names = ("backend", "model", "base_url", "device", "price_in", "price_out", "max_cost", "tries", "concurrency",
-             "image_size", "max_new_tokens", "sort_by")  # fmt: skip
+             "image_size", "max_new_tokens", "sort_by", "operation", "retry_errors", "video_frames")  # fmt: skip
     try:
         return CodingOptions(**{name: getattr(arguments, name) for name in names})
     except OptionError as error:

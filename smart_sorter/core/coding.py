@@ -1,8 +1,10 @@
 """Coding with a vision-language model: its settings, and the rows of coding.csv as pure functions.
 
 coding.csv has one row per file: `file` (as in output.csv), one column per codebook field, then
-`status` (`coded` or `error`), `error`, `model`, `tokens_in`, `tokens_out`, `cost`, `attempts`,
-`raw_answer` and `sha256`; with `--sort-by`, also `destination` and `action` as in output.csv.
+`status` (`coded` or `error`), `error`, `kind` (`image` or `video`), `frames` (how many of a video's frames
+the model saw, 1 for an image), `model`, `tokens_in`, `tokens_out`, `cost`, `attempts`, `raw_answer` and
+`sha256`; with `--sort-by`, also `destination` and `action` as in output.csv. A file's tokens and cost are
+all that was paid for it, answers asked again by `--retry-errors` included.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ CODING_MANIFEST_NAME = "smart-sorter-coding.json"  # the run's record: model, co
 BACKENDS = ("local", "openai")
 DEFAULT_MODELS = {"local": "HuggingFaceTB/SmolVLM-256M-Instruct", "openai": "gpt-4o-mini"}
 CODED, ERROR = "coded", "error"
-TRAILING_COLUMNS = ("status", "error", "model", "tokens_in", "tokens_out", "cost", "attempts", "raw_answer", "sha256")
+TRAILING_COLUMNS = ("status", "error", "kind", "frames", "model", "tokens_in", "tokens_out", "cost", "attempts")
+TRAILING_COLUMNS += ("raw_answer", "sha256")
 PLACED_COLUMNS = ("destination", "action")
 PER_MILLION = 1_000_000
+MAX_CODING_FRAMES = 32  # a video's frames in one request at most: each costs an image's tokens
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,9 +45,11 @@ class CodingOptions:
     timeout: float = 120.0  # seconds for one request
     network_retries: int = 4  # a failed request (network, rate limit, server error) is retried with back-off
     device: str = "auto"
-    sort_by: str | None = None  # a field whose value names the folder each file is copied into
-    operation: str = "copy"
+    sort_by: str | None = None  # a field whose value names the folder each file is placed into
+    operation: str = "copy"  # with sort_by: copy or move the files into their folders, as sorting does
     max_image_mb: int = 256
+    video_frames: int = 4  # a video is answered from this many frames, evenly spaced, sent in one request
+    retry_errors: bool = False  # a rerun asks again (and pays again) for files whose answers never fit
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -55,6 +61,10 @@ class CodingOptions:
                 raise OptionError(f"{name.replace('_', ' ')} must be 0 or more (per million tokens).")
         if self.max_cost is not None and self.max_cost <= 0:
             raise OptionError(f"the cost limit must be above 0; got {self.max_cost}.")
+        if self.operation == "move" and self.sort_by is None:
+            raise OptionError("operation move goes with sort_by (--sort-by FIELD): without it no file is placed.")
+        if not 1 <= self.video_frames <= MAX_CODING_FRAMES:
+            raise OptionError(f"video frames must be between 1 and {MAX_CODING_FRAMES}; got {self.video_frames}.")
         for name in ("tries", "concurrency", "max_new_tokens", "image_size", "max_image_mb"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{name.replace('_', ' ')} must be at least 1; got {getattr(self, name)}.")
@@ -96,12 +106,41 @@ class Coded:
     transient: bool = False  # that failure may pass: a rerun asks again
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the model was shown of one file: an image, or a video's frames at `times` (seconds)."""
+
+    kind: str = "image"
+    times: tuple[float, ...] = ()
+    duration: float | None = None
+
+    @property
+    def frames(self) -> int:
+        return len(self.times) if self.kind == "video" else 1
+
+
+def video_prompt(prompt: str, seen: Seen) -> str:
+    """The codebook's instructions for a video: its frames come first, in order, and the answer is the video's."""
+    if seen.kind != "video":
+        return prompt
+    times = ", ".join(f"{moment:.1f}" for moment in seen.times)
+    length = f" of a video {seen.duration:.1f} s long" if seen.duration else " of a video"
+    intro = (
+        f"The {len(seen.times)} images are frames{length}, in order, taken at {times} s. Answer for the video as a"
+        " whole: count what is in the video, not in each frame added up."
+    )
+    return intro + "\n" + prompt.replace("Look at the image and answer", "Answer", 1)
+
+
 def coding_row(
-    relative: str, sha256: str, codebook: Codebook, coded: Coded | None, options: CodingOptions, *, error: str = ""
-) -> dict[str, Any]:
+    relative: str, sha256: str, codebook: Codebook, coded: Coded | None, options: CodingOptions, *, error: str = "",
+    seen: Seen | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One coding.csv row: the answer's values, or empty fields and the reason (`error` when the file
     could not be read, so no model was asked)."""
+    seen = seen or Seen()
     row: dict[str, Any] = {"file": relative, **{name: "" for name in codebook.names}}
+    row |= {"kind": seen.kind, "frames": seen.frames if coded is not None else 0}
     row |= {"model": options.model_name, "sha256": sha256, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
     row |= {"attempts": 0, "raw_answer": ""}
     if coded is None:
@@ -114,6 +153,14 @@ def coding_row(
         tries = f"{coded.attempts} answer{'s' if coded.attempts != 1 else ''}"
         return row | {"status": ERROR, "error": f"no answer fit the codebook in {tries}: " + "; ".join(coded.problems)}
     return row | {name: cell(value) for name, value in coded.values.items()} | {"status": CODED, "error": ""}
+
+
+def paid_before(row: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """A file's new row with what its earlier answers (asked again by --retry-errors) cost added: a file's
+    tokens and cost stay all that was paid for it."""
+    added = {name: int(row.get(name) or 0) + int(earlier.get(name) or 0) for name in ("tokens_in", "tokens_out")}
+    added["attempts"] = int(row.get("attempts") or 0) + int(earlier.get("attempts") or 0)
+    return row | added | {"cost": float(row.get("cost") or 0.0) + float(earlier.get("cost") or 0.0)}
 
 
 def spent(rows: list[dict[str, Any]]) -> tuple[int, int, float]:

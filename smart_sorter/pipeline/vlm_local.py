@@ -1,6 +1,7 @@
 """Coding images with a local transformers model (`image-text-to-text`: SmolVLM, Qwen2.5-VL, Gemma 3, LLaVA...).
 
-The images never leave the machine. Images go through the model in batches, and decoding is constrained
+The images never leave the machine; a video is given as its sampled frames, several images in one prompt.
+Images go through the model in batches, and decoding is constrained
 to the codebook's JSON schema by xgrammar (a logits processor that lets through only the tokens that keep
 the answer valid), so every answer parses and fits: numbers are bounded, texts capped, options exact.
 The answer is still checked by `read_answer`, as every backend's is.
@@ -12,9 +13,11 @@ import json
 from typing import Any
 
 from ..core.codebook import NUMBER, Codebook, read_answer
-from ..core.coding import Coded, CodingOptions
+from ..core.coding import Coded, CodingOptions, video_prompt
 from ..errors import BackendError
-from .vlm_images import image_for_model
+from .video import VideoFrames
+from .vlm_images import image_for_model, scaled_for_model
+from .vlm_media import seen_of
 
 NUMBER_BOUND = 1e9  # numbers without bounds of their own are kept within ±this while decoding
 CHARACTER_BYTES = 4  # a byte-level tokenizer may spend a token per byte of a character
@@ -88,6 +91,17 @@ class LocalCoder:
     def prepare(self, data: bytes) -> Any:
         return image_for_model(data, self.options.image_size)
 
+    def prepare_frame(self, image: Any) -> Any:
+        return scaled_for_model(image, self.options.image_size)
+
+    def _prompt(self, item: Any, codebook: Codebook) -> tuple[list[Any], str]:
+        """One file's images (a video's frames) and its prompt, with an image marker for each."""
+        images = list(item.pixels) if isinstance(item, VideoFrames) else [item]
+        text = video_prompt(codebook.prompt(), seen_of(item))
+        content = [*({"type": "image"} for _ in images), {"type": "text", "text": text}]
+        prompt = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        return images, prompt
+
     def _grammar(self, codebook: Codebook) -> Any:
         import xgrammar
 
@@ -100,16 +114,15 @@ class LocalCoder:
             self._grammars[key] = xgrammar.GrammarCompiler(info).compile_json_schema(schema, any_whitespace=False)
         return self._grammars[key]
 
-    def code(self, images: list[Any], codebook: Codebook) -> list[Coded]:
-        """One batch: each image's answer, decoded under the codebook's grammar."""
+    def code(self, images: list[Any], codebook: Codebook) -> list[Coded]:  # images: Pillow images or VideoFrames
+        """One batch: each image's (or video's) answer, decoded under the codebook's grammar."""
         import torch
         from xgrammar.contrib.hf import LogitsProcessor
 
         self.load()
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": codebook.prompt()}]}]
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = self.processor(images=[[image] for image in images], text=[prompt] * len(images), padding=True,
-                                return_tensors="pt").to(self.device)  # fmt: skip
+        prompts = [self._prompt(item, codebook) for item in images]
+        inputs = self.processor(images=[pictures for pictures, _ in prompts], text=[text for _, text in prompts],
+                                padding=True, return_tensors="pt").to(self.device)  # fmt: skip
         limit = max(self.options.max_new_tokens, longest_answer(codebook))
         constrained = [LogitsProcessor(self._grammar(codebook))]
         with torch.inference_mode():

@@ -1,7 +1,8 @@
 """Coding images through any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp, `transformers serve`.
 
 Each image goes to the server as a base64 data URL inside the request (so it leaves the machine when
-the server is elsewhere). The answer is asked for as JSON fitting the codebook's schema, with the
+the server is elsewhere); a video goes as its sampled frames, several images in one request.
+The answer is asked for as JSON fitting the codebook's schema, with the
 server's structured output (`response_format` json_schema) where it accepts it, else by the prompt
 alone; either way it is checked here, and an answer that does not fit is asked again with its problems
 shown to the model, up to `tries` answers. Tokens come from the server's `usage`.
@@ -20,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core.codebook import Codebook, read_answer, retry_prompt
-from ..core.coding import Coded, CodingOptions
+from ..core.coding import Coded, CodingOptions, video_prompt
 from ..errors import BackendError
-from .vlm_images import image_data_url
+from .video import VideoFrames
+from .vlm_images import data_url_of, image_data_url, scaled_for_model
+from .vlm_media import seen_of
 
 Notify = Callable[[str], None]
 SCHEMA_NAME = "codebook_answer"
@@ -80,7 +83,10 @@ class OpenAICoder:
     def prepare(self, data: bytes) -> str:
         return image_data_url(data, self.options.image_size)
 
-    def code(self, images: list[str], codebook: Codebook) -> list[Coded]:
+    def prepare_frame(self, image: Any) -> str:
+        return data_url_of(scaled_for_model(image, self.options.image_size))
+
+    def code(self, images: list[str | VideoFrames], codebook: Codebook) -> list[Coded]:
         """Each prepared image's answer, in order; requests run `concurrency` at a time."""
         self.load()
         if len(images) == 1 or self.options.concurrency == 1:
@@ -88,14 +94,13 @@ class OpenAICoder:
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="smart-sorter-ask") as pool:
             return list(pool.map(lambda image: self.code_one(image, codebook), images))
 
-    def code_one(self, image: str, codebook: Codebook) -> Coded:
-        """Ask about one image until an answer fits the codebook or `tries` answers were given."""
-        messages: list[dict[str, Any]] = [
-            {"role": "user", "content": [
-                {"type": "text", "text": codebook.prompt()},
-                {"type": "image_url", "image_url": {"url": image}},
-            ]},
-        ]  # fmt: skip
+    def code_one(self, image: str | VideoFrames, codebook: Codebook) -> Coded:
+        """Ask about one image (or one video's frames) until an answer fits the codebook or `tries` answers
+        were given."""
+        urls = image.pixels if isinstance(image, VideoFrames) else [image]
+        prompt = video_prompt(codebook.prompt(), seen_of(image))
+        content = [{"type": "text", "text": prompt}, *({"type": "image_url", "image_url": {"url": u}} for u in urls)]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         coded = Coded({})
         while coded.attempts < self.options.tries:
             try:

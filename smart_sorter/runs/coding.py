@@ -2,9 +2,12 @@
 
 Planned first (`coding_plan`: files, codebook, table; nothing written), then, holding the destination's
 lock, it reads its journal (`.smart-sorter/coding.jsonl`): a rerun asks only about the files not
-answered yet (and those whose request failed on the way), so no answer is paid for twice. Each batch's
-rows are journaled and appended to coding.csv as they come. With `sort_by`, each answered file is also
-copied into the folder of its value through the same verified, journaled placement as sorting.
+answered yet (and those whose request failed on the way), so no answer is paid for twice. A file whose
+answers never fit the codebook keeps its error row, which was paid for: a rerun does not ask again unless
+`retry_errors` is set, and then the new row's tokens and cost include the earlier ones. Each batch's rows
+are journaled and appended to coding.csv as they come. With `sort_by`, each answered file is also copied
+(or moved) into the folder of its value through the same verified, journaled placement as sorting, which
+`smart-sorter undo` reverses. A video is answered from its sampled frames, sent together.
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from ..core.codebook import Codebook
-from ..core.coding import CODED, CODING_JOURNAL_NAME, CODING_MANIFEST_NAME, ERROR, CodingOptions, coding_row, spent
+from ..core.coding import (
+    CODED,
+    CODING_JOURNAL_NAME,
+    CODING_MANIFEST_NAME,
+    ERROR,
+    CodingOptions,
+    Seen,
+    coding_row,
+    paid_before,
+    spent,
+)
 from ..errors import DestinationError
 from ..options import MEGABYTE, STATE_FOLDER_NAME
 from ..pipeline.finding import FoundFile
-from ..pipeline.reading import Prepared, chunks, prepared_stream
+from ..pipeline.reading import Prepared, chunks
+from ..pipeline.vlm_media import CodingMedia, seen_of
 from ..storage.journal import Journal, JournalState, read_journal
 from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, recover
@@ -50,6 +64,13 @@ class CodingResult:
     already_done: bool = False
     stopped: str = ""  # why the run stopped before the end (cost limit, stop), or ''
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    asked_again: int = 0  # files whose error rows were asked again (retry_errors)
+
+    @property
+    def videos(self) -> tuple[int, int]:
+        """How many files were videos answered from their frames, and how many frames they sent."""
+        shown = self.table[(self.table.get("kind") == "video") & (self.table["status"] == CODED)]
+        return len(shown), int(shown["frames"].astype(int).sum()) if len(shown) else 0
 
     def summary(self) -> str:
         total = len(self.table)
@@ -58,8 +79,16 @@ class CodingResult:
         else:
             head = f"Coded {self.status_counts.get(CODED, 0)} of {total} files with {self.model} into {self.csv_path}."
         lines = [head]
+        videos, frames = self.videos
+        if videos:
+            lines.append(f"{videos} of the files were videos, answered from {frames} frames sent with them.")
         if self.status_counts.get(ERROR):
-            lines.append(f"{self.status_counts[ERROR]} files have no answer (status error; the table says why).")
+            lines.append(
+                f"{self.status_counts[ERROR]} files have no answer (status error; the table says why). Answers"
+                " already paid for are kept: to ask (and pay) again, run the same command with --retry-errors."
+            )
+        if self.asked_again:
+            lines.append(f"{self.asked_again} files with errors were asked again (their cost includes the first try).")
         if self.resumed_files and not self.already_done:
             lines.append(f"{self.resumed_files} files were coded by an earlier run and not asked again.")
         lines.append(f"Tokens: {self.tokens_in:,} in, {self.tokens_out:,} out; cost {self.cost:.4f}.")
@@ -114,6 +143,7 @@ class CodingRun:
         self.stop = stop or threading.Event()
         self.progress_bar = progress_bar
         self.stopped = ""
+        self.earlier: dict[str, dict[str, Any]] = {}  # rows of files asked again, whose cost the new rows add
 
     def run(self, plan: CodingPlan) -> CodingResult:
         journal_file = plan.destination / STATE_FOLDER_NAME / CODING_JOURNAL_NAME
@@ -129,10 +159,17 @@ class CodingRun:
             _check_same_coding(state, plan)
             return self._run_locked(plan, state, journal_file)
 
-    @staticmethod
-    def _to_code(plan: CodingPlan, state: JournalState) -> list[FoundFile]:
-        retry = state.to_retry()
-        return [found for found in plan.files if found.relative not in state.files or found.relative in retry]
+    def _again(self, state: JournalState) -> set[str]:
+        """Files recorded before that are asked again: failures that may pass, and with retry_errors every
+        error row (answers that never fit, files that could not be read)."""
+        again = state.to_retry()
+        if self.options.retry_errors:
+            again |= {file for file, record in state.files.items() if record.done and record.done["status"] == ERROR}
+        return again
+
+    def _to_code(self, plan: CodingPlan, state: JournalState) -> list[FoundFile]:
+        again = self._again(state)
+        return [found for found in plan.files if found.relative not in state.files or found.relative in again]
 
     def _run_locked(self, plan: CodingPlan, state: JournalState, journal_file: Path) -> CodingResult:
         resuming = state.settings is not None
@@ -141,9 +178,10 @@ class CodingRun:
         if resuming and not to_code and not in_flight:
             return self._result(plan, state.done_rows, resumed=0, already_done=True)
         journal = Journal(journal_file)
-        organiser = Organiser(plan.destination, "copy", journal)
+        organiser = Organiser(plan.destination, self.options.operation, journal)
         recovery = recover(state, plan.destination) if resuming else Recovery([], {})
-        retry = state.to_retry()
+        retry = self._again(state)
+        self.earlier = {row["file"]: row for row in state.done_rows if row["file"] in retry}
         rows = [row for row in state.done_rows if row["file"] not in retry] if resuming else []
         rows += [organiser.finish(row) for row in recovery.finished]
         resumed = len(rows)
@@ -160,13 +198,19 @@ class CodingRun:
             self._code(to_code, plan, organiser, log, rows)
             status = "stopped" if self.stopped else "finished"
         finally:
+            answered = {row["file"] for row in rows}
+            left = [row for file, row in self.earlier.items() if file not in answered]  # not asked again yet
+            log.write(left)
+            rows.extend(left)
             log.close()
             journal.close()
             tokens_in, tokens_out, cost = spent(rows)
             manifest.update(status=status, finished=_now(), files=len(rows), tokens_in=tokens_in,
                             tokens_out=tokens_out, cost=cost, model=self.coder.describe())  # fmt: skip
             write_manifest(plan.destination / CODING_MANIFEST_NAME, manifest)
-        return self._result(plan, rows, resumed=resumed)
+        result = self._result(plan, rows, resumed=resumed)
+        result.asked_again = len(answered & set(self.earlier) & {found.relative for found in to_code})
+        return result
 
     def _manifest(self, plan: CodingPlan, resuming: bool) -> dict[str, Any]:
         return {
@@ -180,10 +224,9 @@ class CodingRun:
         from tqdm.auto import tqdm
 
         options, coder = self.options, self.coder
-        stream = prepared_stream(
-            files, coder.prepare, workers=2, lookahead=2 * options.concurrency,
-            max_bytes=options.max_image_mb * MEGABYTE,
-        )  # fmt: skip
+        media = CodingMedia(coder, options.video_frames)
+        stream = media.stream(files, workers=2, lookahead=2 * options.concurrency,
+                              max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Coding", dynamic_ncols=True)
         started, asked = time.perf_counter(), 0
         for chunk in chunks(stream, options.concurrency):
@@ -204,12 +247,17 @@ class CodingRun:
         answers = iter(self.coder.code([item.pixels for item in readable], plan.codebook)) if readable else iter(())
         done = []
         for item in chunk:
+            earlier = self.earlier.get(item.found.relative)
             if item.error:
-                row = coding_row(item.found.relative, item.sha256, plan.codebook, None, self.options, error=item.error)
-                done.append(organiser.finish(row))
+                seen = Seen("video" if item.found.kind == "video" else "image")
+                row = coding_row(item.found.relative, item.sha256, plan.codebook, None, self.options,
+                                 error=item.error, seen=seen)  # fmt: skip
+                done.append(organiser.finish(paid_before(row, earlier) if earlier else row))
                 continue
             coded = next(answers)
-            row = coding_row(item.found.relative, item.sha256, plan.codebook, coded, self.options)
+            row = coding_row(item.found.relative, item.sha256, plan.codebook, coded, self.options,
+                             seen=seen_of(item.pixels))  # fmt: skip
+            row = paid_before(row, earlier) if earlier else row
             if coded.transient:
                 done.append(organiser.finish(row, retry=True))
             else:

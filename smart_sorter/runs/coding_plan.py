@@ -9,6 +9,7 @@ ever written into a source folder.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ..core.folders import label_folders
 from ..errors import CodebookError, DestinationError, SourceError
 from ..options import OUTPUT_FILE_NAME
 from ..pipeline.finding import FoundFile, Skip, find_images
+from ..storage.journal import journal_path
 from ..storage.layout import folder_path
 from ..storage.tables import read_results
 from .planning import check_paths
@@ -82,6 +84,35 @@ def _folders(codebook: Codebook, sort_by: str | None, destination: Path) -> dict
     return {value: folder_path(destination, name) for value, name in names.items()}
 
 
+def _check_placing(
+    source: Path, destination: Path, sorted_source: bool, files: tuple[FoundFile, ...], options: CodingOptions
+) -> None:
+    """--sort-by places files as sorting does: never into a destination holding a sorting run (one undo per
+    destination), a move never out of a sorting's destination (its own run and undo hold those files) nor
+    out of a read-only folder."""
+    if journal_path(destination).is_file():
+        raise DestinationError(
+            f"{str(destination)!r} holds a sorting run; --sort-by places files into a destination of its own, so"
+            " that `smart-sorter undo` knows which run to reverse. Give another --destination."
+        )
+    if options.operation != "move":
+        return
+    if sorted_source:
+        raise DestinationError(
+            f"{str(source)!r} is a sorting's destination: its files belong to that run (its output.csv and undo)."
+            " Copy them into the coding's folders instead (--operation copy)."
+        )
+    folders = sorted({found.path.parent for found in files})
+    locked = [folder for folder in folders if not os.access(folder, os.W_OK)]
+    if locked:
+        raise SourceError(
+            f"Moving removes files from the source, but {str(locked[0])!r}"
+            + (f" and {len(locked) - 1} other folder(s)" if len(locked) > 1 else "")
+            + " cannot be written to (read-only). Copy instead (--operation copy), or make it writable;"
+            " nothing was moved."
+        )
+
+
 def plan_coding(source: Path, destination: Path | None, codebook: Codebook, options: CodingOptions) -> CodingPlan:
     source = Path(source)
     if not source.is_dir():
@@ -109,11 +140,15 @@ def plan_coding(source: Path, destination: Path | None, codebook: Codebook, opti
         files, skipped = scan.files, scan.skipped
     if not files:
         raise SourceError(f"No images found in {str(source)!r}; check the folder.")
+    if options.sort_by:
+        _check_placing(source, destination, sorted_source, files, options)
     folder_paths = _folders(codebook, options.sort_by, destination)
     settings = {  # the server's address may change (a new port) without changing the coding
         "source": str(source), "codebook": codebook.as_dict(), "backend": options.backend,
         "model": options.model_name, "sort_by": options.sort_by,
     }  # fmt: skip
+    if options.sort_by:
+        settings["operation"] = options.operation
     csv_path = destination / CODING_FILE_NAME
     columns = coding_columns(codebook, placed=options.sort_by is not None)
     return CodingPlan(source, destination, codebook, files, skipped, csv_path, columns, settings, folder_paths)
