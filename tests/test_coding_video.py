@@ -43,15 +43,15 @@ def test_a_local_model_answers_a_video_from_its_frames(media, tmp_path, llava_ra
     one = code_images(media, None, tmp_path / "one-frame", ask="Is there a red circle?", model=str(llava_random),
                       video_frames=1, concurrency=4, progress_bar=False)  # fmt: skip
     one_frame = _rows(one.table)
-    assert rows["photo_0.jpg"]["kind"] == "image" and rows["photo_0.jpg"]["frames"] == 1
+    assert rows["photo_0.jpg"]["media"] == "image" and rows["photo_0.jpg"]["frames_sent"] == 1
     for video in ("clip.mp4", "named_like_a_photo.jpg"):
-        assert rows[video]["kind"] == "video" and rows[video]["frames"] == 3
+        assert rows[video]["media"] == "video" and rows[video]["frames_sent"] == 3
         assert rows[video]["status"] == "coded" and rows[video]["answer"] in ("yes", "no")
         # three images in one prompt: two images' tokens more than one frame (and a few for the times named)
         extra = rows[video]["tokens_in"] - one_frame[video]["tokens_in"]
-        assert 2 * IMAGE_TOKENS <= extra <= 2 * IMAGE_TOKENS + 20 and one_frame[video]["frames"] == 1
-    assert rows["cut.mp4"]["status"] == "error" and rows["cut.mp4"]["kind"] == "video"
-    assert rows["cut.mp4"]["frames"] == 0 and rows["cut.mp4"]["tokens_in"] == 0
+        assert 2 * IMAGE_TOKENS <= extra <= 2 * IMAGE_TOKENS + 20 and one_frame[video]["frames_sent"] == 1
+    assert rows["cut.mp4"]["status"] == "error" and rows["cut.mp4"]["media"] == "video"
+    assert rows["cut.mp4"]["frames_sent"] == 0 and rows["cut.mp4"]["tokens_in"] == 0
     assert "2 of the files were videos, answered from 6 frames" in result.summary()
 
 
@@ -71,6 +71,6 @@ def test_a_server_is_sent_a_video_as_its_frames_in_one_request(media, tmp_path, 
     assert _ask_server(media, tmp_path / "one", url, llava_says_yes, 1) == 0
     one_frame = _rows(pd.read_csv(tmp_path / "one" / CODING_FILE_NAME, keep_default_na=False))
     for video in ("clip.mp4", "named_like_a_photo.jpg"):
-        assert rows[video]["raw_answer"] == SAYS and rows[video]["frames"] == 4 and rows[video]["kind"] == "video"
+        assert rows[video]["raw_answer"] == SAYS and rows[video]["frames_sent"] == 4 and rows[video]["media"] == "video"
         extra = rows[video]["tokens_in"] - one_frame[video]["tokens_in"]  # three more images in the one request
         assert 3 * IMAGE_TOKENS <= extra <= 3 * IMAGE_TOKENS + 30

@@ -15,7 +15,8 @@ def undo_command(argv: Sequence[str]) -> int:
         prog="smart-sorter undo",
         description="Undo the sorting run (and any re-sort) in DESTINATION: moved files go back to the source,"
         " copies the run made are removed, each verified by its hash first. Files the run did not create are"
-        " never deleted; the run's output.csv and manifest are kept, renamed as undone.",
+        " never deleted; the run's output.csv and manifest are kept, renamed as undone. A coding that placed"
+        " files (code --sort-by) is undone the same way; its coding.csv is kept, renamed as undone.",
     )
     parser.add_argument("destination", type=Path, help="the destination folder of the run")
     add_verbose(parser)

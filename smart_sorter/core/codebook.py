@@ -33,6 +33,7 @@ YES, NO = "yes", "no"
 TEXT_MAX_CHARACTERS = 200
 # coding.csv's own columns: no field may take one of their names
 RESERVED_NAMES = ("file", "status", "error", "sha256", "model", "tokens_in", "tokens_out", "cost", "raw_answer")
+RESERVED_NAMES += ("attempts", "media", "frames_sent", "destination", "action")
 ASK_FIELD = "answer"
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 

@@ -1,8 +1,8 @@
 """Coding with a vision-language model: its settings, and the rows of coding.csv as pure functions.
 
 coding.csv has one row per file: `file` (as in output.csv), one column per codebook field, then
-`status` (`coded` or `error`), `error`, `kind` (`image` or `video`), `frames` (how many of a video's frames
-the model saw, 1 for an image), `model`, `tokens_in`, `tokens_out`, `cost`, `attempts`, `raw_answer` and
+`status` (`coded` or `error`), `error`, `media` (`image` or `video`), `frames_sent` (how many of a video's
+frames the model saw, 1 for an image), `model`, `tokens_in`, `tokens_out`, `cost`, `attempts`, `raw_answer` and
 `sha256`; with `--sort-by`, also `destination` and `action` as in output.csv. A file's tokens and cost are
 all that was paid for it, answers asked again by `--retry-errors` included.
 """
@@ -21,7 +21,7 @@ CODING_MANIFEST_NAME = "smart-sorter-coding.json"  # the run's record: model, co
 BACKENDS = ("local", "openai")
 DEFAULT_MODELS = {"local": "HuggingFaceTB/SmolVLM-256M-Instruct", "openai": "gpt-4o-mini"}
 CODED, ERROR = "coded", "error"
-TRAILING_COLUMNS = ("status", "error", "kind", "frames", "model", "tokens_in", "tokens_out", "cost", "attempts")
+TRAILING_COLUMNS = ("status", "error", "media", "frames_sent", "model", "tokens_in", "tokens_out", "cost", "attempts")
 TRAILING_COLUMNS += ("raw_answer", "sha256")
 PLACED_COLUMNS = ("destination", "action")
 PER_MILLION = 1_000_000
@@ -140,7 +140,7 @@ def coding_row(
     could not be read, so no model was asked)."""
     seen = seen or Seen()
     row: dict[str, Any] = {"file": relative, **{name: "" for name in codebook.names}}
-    row |= {"kind": seen.kind, "frames": seen.frames if coded is not None else 0}
+    row |= {"media": seen.kind, "frames_sent": seen.frames if coded is not None else 0}
     row |= {"model": options.model_name, "sha256": sha256, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
     row |= {"attempts": 0, "raw_answer": ""}
     if coded is None:

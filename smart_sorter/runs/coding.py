@@ -37,10 +37,11 @@ from ..options import MEGABYTE, STATE_FOLDER_NAME
 from ..pipeline.finding import FoundFile
 from ..pipeline.reading import Prepared, chunks
 from ..pipeline.vlm_media import CodingMedia, seen_of
+from ..storage.finished import interrupted_undo_message
 from ..storage.journal import Journal, JournalState, read_journal
 from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, recover
-from ..storage.tables import CsvLog, write_manifest
+from ..storage.tables import CsvLog, read_manifest, write_manifest
 from .coding_plan import CodingPlan, as_codebook, plan_coding
 from .outcome import spoken_duration
 
@@ -69,13 +70,13 @@ class CodingResult:
     @property
     def videos(self) -> tuple[int, int]:
         """How many files were videos answered from their frames, and how many frames they sent."""
-        shown = self.table[(self.table.get("kind") == "video") & (self.table["status"] == CODED)]
-        return len(shown), int(shown["frames"].astype(int).sum()) if len(shown) else 0
+        shown = self.table[(self.table["media"] == "video") & (self.table["status"] == CODED)]
+        return len(shown), int(shown["frames_sent"].astype(int).sum()) if len(shown) else 0
 
     def summary(self) -> str:
         total = len(self.table)
         if self.already_done:
-            head = f"Already done: all {total} files are coded in {self.csv_path}; nothing was asked."
+            head = f"Already done: each of the {total} files has its row in {self.csv_path}; nothing was asked."
         else:
             head = f"Coded {self.status_counts.get(CODED, 0)} of {total} files with {self.model} into {self.csv_path}."
         lines = [head]
@@ -156,6 +157,8 @@ class CodingRun:
             raise DestinationError(f"Cannot create the destination {where!r}: {error.strerror}.") from None
         with DestinationLock(plan.destination, "coding run"):
             state = read_journal(journal_file)  # read again: now no one else writes
+            if state.retiring is not None:
+                raise DestinationError(interrupted_undo_message(plan.destination))
             _check_same_coding(state, plan)
             return self._run_locked(plan, state, journal_file)
 
@@ -175,7 +178,8 @@ class CodingRun:
         resuming = state.settings is not None
         to_code = self._to_code(plan, state)
         in_flight = any(record.done is None and record.claiming for record in state.files.values())
-        if resuming and not to_code and not in_flight:
+        finished = read_manifest(plan.destination, CODING_MANIFEST_NAME).get("status") == "finished"
+        if resuming and not to_code and not in_flight and finished:  # else coding.csv may lag the journal
             return self._result(plan, state.done_rows, resumed=0, already_done=True)
         journal = Journal(journal_file)
         organiser = Organiser(plan.destination, self.options.operation, journal)

@@ -1,7 +1,9 @@
 """`smart-sorter undo`: put moved files back and remove the copies a run made, verified by hash.
 
 It never deletes a file the run did not create, nor a copy whose source is gone or changed: such
-files are kept and listed.
+files are kept and listed. A destination holding no sorting but a coding that placed files (`code
+--sort-by`) has that coding undone the same way: its copies removed, its moved files put back, and
+coding.csv, its manifest and journal kept, renamed as undone.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.detections import NOTHING_FOUND
-from ..errors import PlacementError
+from ..errors import DestinationError, PlacementError
 from ..options import UNCERTAIN_FOLDER
-from ..storage.finished import FinishedRun
+from ..storage.finished import CODING_RUN, SORTING_RUN, FinishedRun, RunFiles
 from ..storage.journal import FileRecord
 from ..storage.organising import recover
 from ..storage.placing import holds_same_bytes, place_file
@@ -29,10 +31,13 @@ class UndoResult:
     removed_copies: int = 0
     kept: list[str] = field(default_factory=list)
 
+    kind: str = "sorting"
+
     def summary(self) -> str:
+        table = "coding.csv" if self.kind == "coding" else "output.csv"
         lines = [
             f"Put back {self.restored} moved file(s) and removed {self.removed_copies} copy(ies). The run's"
-            " output.csv and manifest stay in the destination, renamed as undone, as its record."
+            f" {table} and manifest stay in the destination, renamed as undone, as its record."
         ]
         if self.kept:
             lines.append(f"Kept {len(self.kept)} file(s) in the destination:")
@@ -106,12 +111,29 @@ def _undo_one(record: FileRecord, row: dict[str, Any], destination: Path, result
         result.kept.append(f"{placed}: put back as {back.path.name}, since {source.name} holds other bytes now")
 
 
+def _run_to_undo(destination: Path) -> RunFiles:
+    """A sorting, or else a coding that placed files (--sort-by); a coding that placed none is said so."""
+    destination = Path(destination).expanduser().resolve()
+    if SORTING_RUN.journal_path(destination).is_file() or not CODING_RUN.journal_path(destination).is_file():
+        return SORTING_RUN
+    from ..storage.journal import read_journal
+
+    state = read_journal(CODING_RUN.journal_path(destination))
+    if state.settings is not None and not state.settings.get("sort_by") and state.retiring is None:
+        raise DestinationError(
+            f"The coding in {str(destination)!r} placed no file (it was run without --sort-by), so there is nothing"
+            " to undo; coding.csv only records the answers and may be deleted."
+        )
+    return CODING_RUN
+
+
 def undo_run(destination: Path) -> UndoResult:
     """Undo the run recorded in `destination`'s journal (finished, stopped or killed)."""
-    with FinishedRun.open(destination, purpose="undo", require_finished=False) as run:
+    files = _run_to_undo(destination)
+    with FinishedRun.open(destination, purpose="undo", require_finished=False, files=files) as run:
         recovery = recover(run.state, run.destination)  # a killed run's last files: finished first, then undone
         finished = {row["file"]: row for row in recovery.finished}
-        result = UndoResult()
+        result = UndoResult(kind=files.kind)
         for record in reversed(list(run.state.files.values())):
             row = finished.get(record.file) or run.rows.get(record.file)
             if record.undone or row is None:

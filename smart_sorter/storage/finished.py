@@ -7,20 +7,25 @@ A file is moved in three journaled steps: `relocating` (where from, the claimed 
 the verified move itself, then `placed` and `done`. Opening a destination finishes a move that a kill
 interrupted: if the new name holds the file's bytes the move is completed, otherwise it is undone, so
 each row always names where its bytes are.
+
+A coding run that placed files (`code --sort-by`) is opened the same way, with its own journal, manifest and
+table (`CODING_RUN`), so that undo reverses it as it reverses a sorting.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.coding import CODING_FILE_NAME, CODING_JOURNAL_NAME, CODING_MANIFEST_NAME
 from ..core.rows import count_rows
 from ..errors import DestinationError
 from ..options import MANIFEST_FILE_NAME, OUTPUT_FILE_NAME, PLAN_FILE_NAME, STATE_FOLDER_NAME, SortOptions
 from .frame_table import frames_path
-from .journal import FileRecord, Journal, JournalState, journal_path, read_journal
+from .journal import JOURNAL_NAME, FileRecord, Journal, JournalState, read_journal
 from .layout import remove_empty_folders
 from .lock import DestinationLock
 from .organising import is_empty_file
@@ -29,6 +34,26 @@ from .retrying import retry_io
 from .tables import CsvLog, read_manifest, write_manifest
 
 PLACED_BY_RUN = ("copied", "moved")  # a `duplicate` row names a file that was there before the run
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The names of one kind of run's record in its destination: journal (in the state folder), manifest, table."""
+
+    kind: str
+    journal: str
+    manifest: str
+    table: str
+
+    def journal_path(self, destination: Path) -> Path:
+        return destination / STATE_FOLDER_NAME / self.journal
+
+    def read_manifest(self, destination: Path) -> dict[str, Any]:
+        return read_manifest(destination, self.manifest)
+
+
+SORTING_RUN = RunFiles("sorting", JOURNAL_NAME, MANIFEST_FILE_NAME, OUTPUT_FILE_NAME)
+CODING_RUN = RunFiles("coding", CODING_JOURNAL_NAME, CODING_MANIFEST_NAME, CODING_FILE_NAME)
 
 
 def interrupted_undo_message(destination: Path) -> str:
@@ -42,8 +67,12 @@ def interrupted_undo_message(destination: Path) -> str:
 class FinishedRun:
     """The run recorded in `destination`; use `FinishedRun.open(...)` as a context manager."""
 
-    def __init__(self, destination: Path, state: JournalState, manifest: dict[str, Any], lock: DestinationLock):
+    def __init__(
+        self, destination: Path, state: JournalState, manifest: dict[str, Any], lock: DestinationLock,
+        files: RunFiles = SORTING_RUN,
+    ) -> None:  # fmt: skip
         self.destination = destination
+        self.files = files
         self.state = state
         self.manifest = manifest
         self._lock = lock
@@ -52,15 +81,17 @@ class FinishedRun:
         self.touched_folders: set[Path] = set()
 
     @classmethod
-    def open(cls, destination: str | Path, *, purpose: str, require_finished: bool = True) -> FinishedRun:
+    def open(
+        cls, destination: str | Path, *, purpose: str, require_finished: bool = True, files: RunFiles = SORTING_RUN
+    ) -> FinishedRun:
         """Lock the destination and read its run; a sentence when there is none (or it is unfinished)."""
         destination = Path(destination).expanduser().resolve()
         if not (destination / STATE_FOLDER_NAME).is_dir():
             raise DestinationError(_no_run_message(destination, purpose))
         lock = DestinationLock(destination, purpose).acquire()
         try:
-            state = read_journal(journal_path(destination))
-            manifest = read_manifest(destination)
+            state = read_journal(files.journal_path(destination))
+            manifest = files.read_manifest(destination)
             if state.settings is None:
                 raise DestinationError(_no_run_message(destination, purpose))
             if state.retiring is not None and purpose != "undo":
@@ -73,7 +104,7 @@ class FinishedRun:
         except BaseException:
             lock.release()
             raise
-        run = cls(destination, state, manifest, lock)
+        run = cls(destination, state, manifest, lock, files)
         run._finish_relocations()
         return run
 
@@ -86,7 +117,7 @@ class FinishedRun:
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            self._journal = Journal(journal_path(self.destination))
+            self._journal = Journal(self.files.journal_path(self.destination))
         return self._journal
 
     @property
@@ -96,7 +127,7 @@ class FinishedRun:
 
     @property
     def output_path(self) -> Path:
-        return Path(self.state.settings.get("output_file") or self.destination / OUTPUT_FILE_NAME)
+        return Path(self.state.settings.get("output_file") or self.destination / self.files.table)
 
     def placed_by_run(self) -> dict[str, dict[str, Any]]:
         """The rows of the files this run put into the destination (copied or moved there)."""
@@ -159,7 +190,7 @@ class FinishedRun:
         CsvLog(output, columns, resumed_rows=rows).close()
         label_counts, status_counts = count_rows(rows, tuple(categories or self.manifest.get("labels", [])))
         self.manifest.update(label_counts=label_counts, status_counts=status_counts, **manifest)
-        write_manifest(self.destination / MANIFEST_FILE_NAME, self.manifest)
+        write_manifest(self.destination / self.files.manifest, self.manifest)
 
     def retire(self, stamp: str) -> None:
         """After an undo: output.csv (frames.csv), the manifest and the journal are kept under names marked undone,
@@ -173,11 +204,11 @@ class FinishedRun:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        for table in (self.output_path, frames_path(self.output_path), self.destination / MANIFEST_FILE_NAME):
+        for table in (self.output_path, frames_path(self.output_path), self.destination / self.files.manifest):
             if table.exists():
                 table.rename(table.with_name(f"{table.stem}-undone-{stamp}{table.suffix}"))
-        path = journal_path(self.destination)
-        path.rename(path.with_name(f"journal-undone-{stamp}.jsonl"))
+        path = self.files.journal_path(self.destination)
+        path.rename(path.with_name(f"{path.stem}-undone-{stamp}{path.suffix}"))
 
     def close(self) -> None:
         if self._journal is not None:

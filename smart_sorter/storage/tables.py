@@ -118,9 +118,9 @@ def _is_our_table(path: Path) -> bool:
         return False
 
 
-def read_manifest(destination: Path) -> dict[str, Any]:
-    """The run manifest of a destination, or {} when there is none."""
-    path = Path(destination) / MANIFEST_FILE_NAME
+def read_manifest(destination: Path, name: str = MANIFEST_FILE_NAME) -> dict[str, Any]:
+    """The run manifest of a destination (a coding's: `name`), or {} when there is none."""
+    path = Path(destination) / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

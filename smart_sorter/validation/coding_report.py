@@ -17,7 +17,7 @@ from ..core.codebook import SEVERAL, TEXT
 from ..core.coding import CODED, CODING_FILE_NAME, spent
 from ..pipeline.thumbnails import thumbnail_uri
 from .coding_evaluation import coding_codebook
-from .coding_sampling import coded_files, refuse_coding_source
+from .coding_sampling import coded_files, refuse_coding_source, where_coded
 from .publishing import publish_text, refuse_existing
 
 CODING_REPORT_NAME = "coding-report.html"
@@ -46,7 +46,7 @@ def render_coding_report(coding: Path, *, shown: int = SHOWN, blur: bool = False
     cards = [
         {"file": row["file"], "error": row["error"] if row["status"] != CODED else "",
          "answers": [(name, row[name]) for name in codebook.names],
-         "image": thumbnail_uri(placed.get(row["file"], source / row["file"]), 228)}
+         "image": thumbnail_uri(where_coded(row, folder, source, placed), 228)}
         for row in table.head(shown).to_dict("records")
     ]  # fmt: skip
     tokens_in, tokens_out, cost = spent(table.to_dict("records"))

@@ -67,6 +67,14 @@ def coded_files(folder: Path) -> tuple[dict[str, Any], Path, dict[str, Path]]:
     return manifest, source, _where_files_are(source)
 
 
+def where_coded(row: dict[str, Any], folder: Path, source: Path, placed: dict[str, Path]) -> Path:
+    """Where a coded file lies now: its --sort-by folder (a move left nothing in the source), where a sorting
+    put it, or the source."""
+    if row.get("destination"):
+        return folder / row["destination"]
+    return placed.get(row["file"], source / row["file"])
+
+
 def read_manifest_of(folder: Path) -> dict[str, Any]:
     path = folder / CODING_MANIFEST_NAME
     if not path.is_file():
@@ -97,9 +105,10 @@ def sample_coding(coding: Path, output: Path, size: int, *, seed: int = 0) -> Co
         raise DestinationError(f"{str(copies)!r} already exists and is not empty; give a new place for the sample.")
     width = max(4, len(str(len(drawn))))
     names = [f"{number:0{width}d}{Path(file).suffix.lower()}" for number, file in enumerate(drawn["file"], start=1)]
-    for file, sha256, name in zip(drawn["file"], drawn["sha256"], names):
+    for row, name in zip(drawn.to_dict("records"), names):
+        file, sha256 = row["file"], row["sha256"]
         try:
-            place_file(placed.get(file, source / file), copies, "copy", sha256, name=name)
+            place_file(where_coded(row, folder, source, placed), copies, "copy", sha256, name=name)
         except PlacementError as error:
             raise DestinationError(f"Could not copy {file} into the sample: {error}") from None
     sheet = pd.DataFrame({"id": names, "file": drawn["file"], **{name: "" for name in codebook.names}})
