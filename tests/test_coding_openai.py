@@ -135,3 +135,30 @@ def test_an_unreachable_server_is_one_sentence(photos, tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("error: Cannot reach http://127.0.0.1:") and "run the same command again" in error
     assert "Traceback" not in error
+
+
+def test_answers_that_never_fit_are_final_on_rerun_unless_retry_errors_pays_again(
+    photos, tmp_path, server, llava_random, capsys
+):
+    """An error row of answers that never fit was paid for: the same command again asks nothing; with
+    --retry-errors the files are asked (and paid for) again, and each row's tokens and cost add up both."""
+    url, log = server
+    destination = tmp_path / "coded"
+    command = ("--ask", "Is there a person?", "--tries", "1", "--max-new-tokens", "4", "--price-in", "1")
+    before = _requests(log)
+    assert _code(photos, destination, llava_random, url, *command) == 0
+    first = pd.read_csv(destination / CODING_FILE_NAME, keep_default_na=False).set_index("file")
+    assert set(first["status"]) == {"error"} and _requests(log) - before == 5
+    capsys.readouterr()
+    assert _code(photos, destination, llava_random, url, *command) == 0
+    said = capsys.readouterr().out
+    assert _requests(log) - before == 5 and "Already done" in said and "--retry-errors" in said
+    assert _code(photos, destination, llava_random, url, *command, "--retry-errors") == 0
+    assert _requests(log) - before == 10  # the five images asked again; the unreadable file read again, not sent
+    again = pd.read_csv(destination / CODING_FILE_NAME, keep_default_na=False).set_index("file")
+    assert sorted(again.index) == sorted(first.index)
+    photos_only = [file for file in first.index if file != "broken.jpg"]
+    assert (again.loc[photos_only, "attempts"] == 2).all()
+    assert (again.loc[photos_only, "tokens_in"] == 2 * first.loc[photos_only, "tokens_in"]).all()
+    assert again.loc[photos_only, "cost"].tolist() == pytest.approx((2 * first.loc[photos_only, "cost"]).tolist())
+    assert "6 files with errors were asked again" in capsys.readouterr().out  # the unreadable one read again
