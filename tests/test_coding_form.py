@@ -55,3 +55,23 @@ def test_the_form_says_what_is_wrong_in_a_sentence(photos, tmp_path):
     assert "not valid YAML" in app.status.value
     app.backend.value = "openai"
     assert "sent to the server" in app.where.value
+
+
+def test_the_mode_toggle_shows_one_form_at_a_time_and_each_keeps_its_values():
+    from smart_sorter.notebook.app import SmartSorterApp
+    from smart_sorter.notebook.coding_form import CodingApp
+    from smart_sorter.ui import SmartSorterApp as FromUi
+    from smart_sorter.ui import SorterApp
+
+    assert FromUi is SmartSorterApp
+    app = SmartSorterApp(source="imgs", destination="sorted-imgs", labels="a cat, a dog")
+    assert isinstance(app.shown, SorterApp) and app.shown is app.sorter and app.sorter.source.value == "imgs"
+    assert app._coder is None  # the coding form is made when its mode is first chosen
+    app.mode.value = "code"
+    assert isinstance(app.shown, CodingApp) and app.sorter not in app.children and "codebook" in app.hint.value
+    app.coder.source.value = "photos"
+    app.sorter.labels.value = "a tank, a truck"
+    app.mode.value = "sort"
+    assert app.shown is app.sorter and app.coder not in app.children
+    app.mode.value = "code"
+    assert app.coder.source.value == "photos" and app.sorter.labels.value == "a tank, a truck"

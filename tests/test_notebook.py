@@ -91,14 +91,14 @@ def test_without_the_package_the_cell_installs_from_drive_or_the_address_and_kee
     from_drive = eval(cells[2].outputs[0].text)  # the commands the cell gave, from a Drive copy
     assert [magic for magic, _ in from_drive] == ["pip", "cd"]
     pip_line = from_drive[0][1]
-    assert pip_line.startswith(f'install --quiet "{drive_copy}[notebook,video]" --constraint ')
+    assert pip_line.startswith(f'install --quiet "{drive_copy}[notebook,video,coding]" --constraint ')
     constraints = Path(pip_line.split("--constraint ")[1].strip('"'))
     assert constraints.read_text() == f"ipywidgets=={ipywidgets.__version__}\n"  # Colab's 7.7 stays as it is
     assert from_drive[1] == ("cd", f"-q {drive_copy}")
 
     from_address = eval(cells[5].outputs[0].text)  # no copy anywhere: cloned from the published address
     assert from_address[0] == ("!", f"git clone --depth 1 {repository()} smart-sorter")
-    assert from_address[1][0] == "pip" and f'"{work / "smart-sorter"}[notebook,video]"' in from_address[1][1]
+    assert from_address[1][0] == "pip" and f'"{work / "smart-sorter"}[notebook,video,coding]"' in from_address[1][1]
     assert from_address[2] == ("cd", f"-q {work / 'smart-sorter'}")
 
 
