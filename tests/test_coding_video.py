@@ -10,6 +10,7 @@ import pytest
 from smart_sorter.cli import main
 from smart_sorter.core.coding import CODING_FILE_NAME
 from smart_sorter.runs.coding import code_images
+from smart_sorter.validation.coding_report import write_coding_report
 from tests.factories import noise_image
 from tests.videos import write_video
 from tests.vlm_server import SAYS, requests_served
@@ -53,6 +54,8 @@ def test_a_local_model_answers_a_video_from_its_frames(media, tmp_path, llava_ra
     assert rows["cut.mp4"]["status"] == "error" and rows["cut.mp4"]["media"] == "video"
     assert rows["cut.mp4"]["frames_sent"] == 0 and rows["cut.mp4"]["tokens_in"] == 0
     assert "2 of the files were videos, answered from 6 frames" in result.summary()
+    report = write_coding_report(tmp_path / "coded").read_text()
+    assert report.count("(video, answered from 3 frames)") == 2
 
 
 def _ask_server(media, destination, url, model, frames: int) -> int:

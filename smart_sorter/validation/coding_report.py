@@ -46,6 +46,7 @@ def render_coding_report(coding: Path, *, shown: int = SHOWN, blur: bool = False
     cards = [
         {"file": row["file"], "error": row["error"] if row["status"] != CODED else "",
          "answers": [(name, row[name]) for name in codebook.names],
+         "video": row.get("frames_sent") if row.get("media") == "video" and row["status"] == CODED else "",
          "image": thumbnail_uri(where_coded(row, folder, source, placed), 228)}
         for row in table.head(shown).to_dict("records")
     ]  # fmt: skip
