@@ -55,6 +55,10 @@ def test_the_form_says_what_is_wrong_in_a_sentence(photos, tmp_path):
     assert "not valid YAML" in app.status.value
     app.backend.value = "openai"
     assert "sent to the server" in app.where.value
+    app.codebook.value = "weapon:\n  description: A weapon?\n  type: yes/no\n"
+    assert app.settings()["options"].retry_errors is False
+    app.retry_errors.value = True
+    assert app.settings()["options"].retry_errors is True
 
 
 def test_the_mode_toggle_shows_one_form_at_a_time_and_each_keeps_its_values():

@@ -1,9 +1,9 @@
 """`CodingApp`: the notebook form that asks every image a codebook's questions (or one question).
 
 Fields are attributes (`source`, `destination`, `codebook`, `question`, `backend`, `model`, `base_url`,
-`price_in`, `price_out`, each with `.value`), as in `SorterApp`; `start` runs the coding in the background,
-`stop` ends it after the current batch, `status` says what happened in a sentence, and `answers` shows the
-first rows of coding.csv. All the work is `runs.coding.code_images`.
+`price_in`, `price_out`, `retry_errors`, each with `.value`), as in `SorterApp`; `start` runs the coding in
+the background, `stop` ends it after the current batch, `status` says what happened in a sentence, and
+`answers` shows the first rows of coding.csv. All the work is `runs.coding.code_images`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ class CodingApp(widgets.VBox):
         self.base_url = _text("Server", options.base_url or "", placeholder="http://127.0.0.1:8000/v1")
         self.price_in = widgets.FloatText(value=options.price_in, description="Price in / M")
         self.price_out = widgets.FloatText(value=options.price_out, description="Price out / M")
+        self.retry_errors = widgets.Checkbox(
+            value=options.retry_errors,
+            indent=False,
+            description="Ask errors again (answers that never fit; pays again)",
+        )
         self.start, self.stop = (
             widgets.Button(description="Start", button_style="primary"),
             widgets.Button(description="Stop", disabled=True),
@@ -63,7 +68,8 @@ class CodingApp(widgets.VBox):
         self.start.on_click(self._on_start)
         self.stop.on_click(lambda _button: self._stop.set())
         parts = [self.source, self.destination, self.codebook, self.question, self.backend, self.where, self.model,
-                 self.base_url, widgets.HBox([self.price_in, self.price_out]), widgets.HBox([self.start, self.stop]),
+                 self.base_url, widgets.HBox([self.price_in, self.price_out]), self.retry_errors,
+                 widgets.HBox([self.start, self.stop]),
                  self.status, self.answers]  # fmt: skip
         super().__init__(parts, **kwargs)
 
@@ -84,6 +90,7 @@ class CodingApp(widgets.VBox):
         options = self.options.with_changes(
             backend=self.backend.value, model=self.model.value.strip() or None,
             base_url=self.base_url.value.strip() or None, price_in=self.price_in.value, price_out=self.price_out.value,
+            retry_errors=self.retry_errors.value,
         )  # fmt: skip
         destination = self.destination.value.strip()
         return {"source": Path(self.source.value.strip()).expanduser(), "codebook": codebook, "ask": question or None,

@@ -86,7 +86,8 @@ class CodingResult:
         if self.status_counts.get(ERROR):
             lines.append(
                 f"{self.status_counts[ERROR]} files have no answer (status error; the table says why). Answers"
-                " already paid for are kept: to ask (and pay) again, run the same command with --retry-errors."
+                " already paid for are kept: to ask (and pay) again, run the same command with --retry-errors"
+                " (in the form: Ask errors again)."
             )
         if self.asked_again:
             lines.append(f"{self.asked_again} files with errors were asked again (their cost includes the first try).")
