@@ -220,3 +220,10 @@ def test_the_wait_policy_is_left_alone_once_torch_is_loaded(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
     assert not let_idle_threads_sleep()  # OpenMP has read its settings: changing them would only mislead
     assert "OMP_WAIT_POLICY" not in __import__("os").environ
+
+
+def test_durations_are_said_in_words_with_the_right_number():
+    from smart_sorter.runs.outcome import spoken_duration
+
+    assert [spoken_duration(s) for s in (0.2, 1.4, 45, 119.4)] == ["1 second", "1 second", "45 seconds", "119 seconds"]
+    assert (spoken_duration(600), spoken_duration(4 * 3600)) == ("10 minutes", "4.0 hours")

@@ -106,7 +106,8 @@ def count_lines(label_counts: dict[str, int]) -> list[str]:
 def spoken_duration(seconds: float) -> str:
     """'45 seconds', '12 minutes' or '3.5 hours': how long a run is expected to take, in words."""
     if seconds < 120:
-        return f"{seconds:.0f} seconds"
+        whole = max(1, round(seconds))
+        return "1 second" if whole == 1 else f"{whole} seconds"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} minutes"
     return f"{seconds / 3600:.1f} hours"
