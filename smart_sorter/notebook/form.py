@@ -20,6 +20,7 @@ from typing import Any
 from ..core.detections import NOTHING_FOUND, row_boxes
 from ..errors import OptionError, OtherRunError, SmartSorterError
 from ..options import (
+    ANIMATED_MODES,
     DEFAULT_DETECTOR,
     DEFAULT_MODEL,
     MAX_VIDEO_FRAMES,
@@ -254,6 +255,11 @@ class SorterApp(widgets.VBox):
         self.video_keyframes = widgets.Checkbox(
             value=defaults.video_keyframes, description="Videos: keyframes only (fastest)", **checkbox
         )
+        # animated GIF/WebP/PNG: the first frame as an image, or the frames sampled as a video's
+        self.animated = widgets.Dropdown(
+            options=list(zip(("first frame", "all frames, as a video"), ANIMATED_MODES)),
+            value=defaults.animated, description="Animated images", style=style,
+        )  # fmt: skip
         self.advanced = _folded(
             widgets.VBox(
                 [
@@ -277,6 +283,7 @@ class SorterApp(widgets.VBox):
                     self.precision,
                     self.video_frames,
                     self.video_keyframes,
+                    self.animated,
                     self.dry_run,
                 ]
             ),
@@ -416,6 +423,7 @@ class SorterApp(widgets.VBox):
             precision=self.precision.value,
             video_frames=self.video_frames.value,
             video_keyframes=self.video_keyframes.value,
+            animated=self.animated.value,
             dry_run=self.dry_run.value,
         )
         return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
