@@ -603,9 +603,9 @@ class SorterApp(widgets.VBox):
     def _show_progress(self, progress: Progress) -> None:
         self.progress.max = max(progress.total, 1)
         self.progress.value = progress.done
-        text = f"{progress.done} / {progress.total} images"
+        text = f"{progress.done} / {progress.total} files"
         if progress.rate:
-            text += f" &middot; {progress.rate:.1f} images/s"
+            text += f" &middot; {progress.rate:.1f} files/s"
         if progress.seconds_left is not None and progress.done < progress.total:
             text += f" &middot; about {_duration(progress.seconds_left)} left"
         self.progress_text.value = text
