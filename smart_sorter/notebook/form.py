@@ -259,6 +259,7 @@ class SorterApp(widgets.VBox):
         self.animated = widgets.Dropdown(
             options=list(zip(("first frame", "all frames, as a video"), ANIMATED_MODES)),
             value=defaults.animated, description="Animated images", style=style,
+            layout=widgets.Layout(width="max-content"),  # its longer choice whole
         )  # fmt: skip
         self.advanced = _folded(
             widgets.VBox(
