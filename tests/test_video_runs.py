@@ -108,7 +108,7 @@ def test_cache_hits_and_misses_count_images_and_video_frames(tmp_path, fake_enco
     assert manifest["cache"] == second.cache
     assert main(["cache"]) == 0
     shown = capsys.readouterr().out
-    assert "frames of 2 videos" in shown and "2 images, 8 video frames  fake/colour-encoder" in shown
+    assert "frames of 1 video and 1 animation" in shown and "2 images, 8 video frames  fake/colour-encoder" in shown
     assert main(["cache", "--clear"]) == 0
     assert "Cleared 10 embeddings of 1 model" in capsys.readouterr().out
 

@@ -94,8 +94,9 @@ def cache_command(argv: Sequence[str]) -> int:
 
 def _cache_lines(stats: dict) -> list[str]:
     """The cache's contents: images and video frames embedded, per model."""
-    count = stats["videos"]
-    videos = f", frames of {count} video{'s' if count != 1 else ''}" if count else ""
+    counted = [(stats[name], name[:-1]) for name in ("videos", "animations") if stats.get(name)]
+    named = " and ".join(f"{count} {what}{'s' if count != 1 else ''}" for count, what in counted)
+    videos = f", frames of {named}" if counted else ""
     lines = [f"Embedding cache: {stats['path']} ({_megabytes(stats['bytes'])}, {stats['files']} files known{videos})"]
     for model in dict.fromkeys([*stats["models"], *stats["frames"]]):
         images, frames = stats["models"].get(model, 0), stats["frames"].get(model, 0)

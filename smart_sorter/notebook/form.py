@@ -107,7 +107,8 @@ def _preview(row: Any, destination: Path, frame_times: dict[str, list[float]]) -
         f"{frame.time:.1f} s{' &#9733;' if frame.best else ''}</span>"
         for frame in strip
     )
-    return f"<span style='display:inline-block;margin:2px;vertical-align:top' title='{title}'>{frames}</span>"
+    apart = "margin:2px 14px 2px 2px"  # from the next file's strip: side by side, two would read as one
+    return f"<span style='display:inline-block;{apart};vertical-align:top' title='{title}'>{frames}</span>"
 
 
 def _previews(
