@@ -106,6 +106,11 @@ class SortOptions:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
         if self.by_example and not self.detect:
             raise OptionError("Example images are for finding objects; turn detection on as well.")
+        if self.detect and self.animated == "frames":
+            raise OptionError(
+                "Detection looks at still images (an animation is its first frame); leave animated images at 'first'"
+                " with it, or sort without detection to score their frames."
+            )
         if self.detect and self.multi_label:
             raise OptionError("Detection already finds every object in an image; turn multi-label mode off with it.")
         if self.copy_tags and not self.multi_label:

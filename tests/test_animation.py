@@ -112,6 +112,8 @@ def test_the_setting_is_checked_and_offered_on_the_command_line_and_in_the_form(
     with pytest.raises(OptionError, match="animated must be one of first, frames"):
         SortOptions(animated="video")
     assert SortOptions().animated == "first"
+    with pytest.raises(OptionError, match="Detection looks at still images"):
+        SortOptions(animated="frames", detect=True)
     from smart_sorter.cli.sorting import build_parser, options_from
 
     given = ["--source", "a", "--destination", "b", "--labels", "x", "--animated", "frames"]
