@@ -37,7 +37,7 @@ def test_the_form_sorts_a_video_and_an_animation_and_shows_their_frames_with_tim
     page.get_by_label("Destination").fill(str(destination))
     page.get_by_label("Model").fill(str(toy_clip))
     page.get_by_role("textbox", name="Labels").fill(", ".join(TOY_LABELS))
-    page.locator("span", has_text=re.compile("^Advanced settings$")).first.click()  # the folded section's title
+    page.locator(".smart-sorter-app").get_by_text("Advanced settings", exact=True).click()  # the folded section
     page.get_by_label("Video frames", exact=True).fill("6")
     page.get_by_label("Video frames", exact=True).press("Enter")
     page.get_by_label("Animated images", exact=True).select_option(label="all frames, as a video")
