@@ -50,6 +50,10 @@ class PlacementError(SmartSorterError):
     """One file could not be copied or moved; it becomes an `error` row and the run goes on."""
 
 
+# the settings of how videos are sampled and scored (SortOptions fields); re-sorting keeps them
+VIDEO_SETTINGS = ("video_frames", "video_every", "video_keyframes", "video_score", "animated")
+
+
 class OtherRunError(DestinationError):
     """The destination holds another run: only the same settings resume it; new labels go through re-sorting."""
 
@@ -86,8 +90,11 @@ class OtherRunError(DestinationError):
             )
         state = "a finished run" if self.finished else "an unfinished run"
         finish = "" if self.finished else " Start it again with its own settings to finish it,"
+        why = ""
+        if self.finished and set(self.differences) & set(VIDEO_SETTINGS):
+            why = " Re-sorting cannot do it: it reuses the frames the run scored, as the run combined them."
         return (
-            f"The destination {where!r} holds {state} with other settings ({changed} changed).{finish}"
+            f"The destination {where!r} holds {state} with other settings ({changed} changed).{why}{finish}"
             f" {'U' if self.finished else 'u'}ndo it with {undo}, or choose a new destination."
         )
 

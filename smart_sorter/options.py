@@ -37,6 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # of the image tower; see pipelin
 MEGABYTE = 1024 * 1024
 VIDEO_SCORES = ("auto", "mean", "max")  # a video's label from its frames; auto: mean, or max with tags
 MAX_VIDEO_FRAMES = 240  # frames sampled from one video at most, whatever the sampling asks
+ANIMATED_MODES = ("first", "frames")  # an animated GIF/WebP/APNG: its first frame as an image, or its frames as a video
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -71,6 +72,7 @@ class SortOptions:
     video_every: float | None = None  # instead: a frame every this many seconds
     video_keyframes: bool = False  # instead: the keyframes alone (fast: nothing between them is decoded)
     video_score: str = "auto"  # a video's label: mean of its frames' probabilities, or max (best frame)
+    animated: str = "first"  # an animated GIF/WebP/APNG: its first frame (an image), or "frames": sampled as a video
     tiles: int = 0  # > 0: also score tiles, this many across the shorter side; a label scores its best view
     detect: bool = False  # the labels are objects to find with a zero-shot detector (the model): boxes per file
     by_example: bool = False  # detection: each object's prompts are paths of example images showing it (OWL)
@@ -85,6 +87,7 @@ class SortOptions:
         _check_choice("prompt mode", self.prompt_mode, PROMPT_MODES)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("video score", self.video_score, VIDEO_SCORES)
+        _check_choice("animated", self.animated, ANIMATED_MODES)
         if self.preprocess == "exact" and self.precision not in ("auto", "fp32"):
             raise OptionError(
                 f"The exact preprocessing reproduces the model's own scores, which needs fp32; precision"
@@ -103,6 +106,11 @@ class SortOptions:
                 raise OptionError(f"{name} must be between 0 and 1; got {value}.")
         if self.by_example and not self.detect:
             raise OptionError("Example images are for finding objects; turn detection on as well.")
+        if self.detect and self.animated == "frames":
+            raise OptionError(
+                "Detection looks at still images (an animation is its first frame); leave animated images at 'first'"
+                " with it, or sort without detection to score their frames."
+            )
         if self.detect and self.multi_label:
             raise OptionError("Detection already finds every object in an image; turn multi-label mode off with it.")
         if self.copy_tags and not self.multi_label:

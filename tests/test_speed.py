@@ -175,9 +175,9 @@ def test_load_encoder_keeps_the_whole_model_for_text_only_with_a_precision_to_me
 def test_a_run_of_over_a_minute_is_given_an_estimate():
     from smart_sorter.runs.sorting import speed_estimate
 
-    assert speed_estimate(7.0, 5000) == "About 12 minutes for 5,000 images at 7.0 images/s."
-    assert speed_estimate(2.0, 150) == "About 75 seconds for 150 images at 2.0 images/s."
-    assert speed_estimate(0.5, 10_000) == "About 5.6 hours for 10,000 images at 0.5 images/s."
+    assert speed_estimate(7.0, 5000) == "About 12 minutes for 5,000 files at 7.0 files/s."
+    assert speed_estimate(2.0, 150) == "About 75 seconds for 150 files at 2.0 files/s."
+    assert speed_estimate(0.5, 10_000) == "About 5.6 hours for 10,000 files at 0.5 files/s."
     assert speed_estimate(10.0, 500) == ""  # under a minute: no note
 
 
@@ -186,10 +186,10 @@ def test_the_estimate_is_a_note_after_the_first_batch(tiny_clip, tmp_path):
 
     notes: list[str] = []
     sorter = Sorter(SortOptions(model=str(tiny_clip), device="cpu"), notify=notes.append, progress_bar=False)
-    sorter._advise_on_speed(4, 2.0, 400)  # 2 images/s: 200 seconds
-    assert notes == ["About 3 minutes for 400 images at 2.0 images/s."]
+    sorter._advise_on_speed(4, 2.0, 400)  # 2 files/s: 200 seconds
+    assert notes == ["About 3 minutes for 400 files at 2.0 files/s."]
     sorter._advise_on_speed(4, 2.0, 2000)  # over ten minutes on a CPU: and what would be faster
-    assert notes[-1].startswith("About 17 minutes for 2,000 images") and "GPU" in notes[-1]
+    assert notes[-1].startswith("About 17 minutes for 2,000 files") and "GPU" in notes[-1]
 
 
 # Threads ---------------------------------------------------------------------------------------

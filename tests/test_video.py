@@ -186,8 +186,8 @@ def test_decoding_a_video_is_bounded_by_the_frames_it_may_decode(tmp_path, monke
     path = write_many_tiny_frames(tmp_path / "tiny.mp4", 2000)
     monkeypatch.setattr(video, "MAX_DECODED_FRAMES", 300)
     seen = []
-    real = video._Budget.spend
-    monkeypatch.setattr(video._Budget, "spend", lambda self: seen.append(1) or real(self))
+    real = video.DecodeBudget.spend
+    monkeypatch.setattr(video.DecodeBudget, "spend", lambda self: seen.append(1) or real(self))
     for sampling in (Sampling(every=0.01), Sampling(keyframes=True), Sampling(frames=240)):
         seen.clear()
         frames = sample_video(str(path), sampling, sizes)

@@ -152,3 +152,38 @@ def write_without_duration(path: Path, frames: int = 50, fps: int = 10) -> Path:
         container.mux(stream.encode())
     path.write_bytes(output.data.getvalue())
     return path
+
+
+def write_animation(
+    path: Path, segments: list[tuple[str, float]], *, fps: int = 10, size: int = 64, seed: int = 0
+) -> Path:
+    """An animated GIF, WebP or PNG (by `path`'s suffix: .gif, .webp, .png) showing each (toy label, seconds)
+    segment in turn, as `write_video` does: one drawn shape per segment, a frame every 1/fps seconds."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for label, seconds in segments:
+        base = np.asarray(draw_shape(label, rng, size), dtype=np.int16)
+        for _ in range(max(1, round(seconds * fps))):
+            jitter = rng.integers(-4, 5, size=base.shape)
+            frames.append(Image.fromarray(np.clip(base + jitter, 0, 255).astype(np.uint8)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG"}[path.suffix.lower()]
+    extra = {"lossless": True} if kind == "WEBP" else {}
+    frames[0].save(path, format=kind, save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0, **extra)
+    return path
+
+
+def hostile_gif(frames: int, *, screen: tuple[int, int] = (2, 2), delay_cs: int = 0) -> bytes:
+    """A GIF written byte by byte: `frames` frames of one pixel each, shown `delay_cs` hundredths of a second
+    (0: no time at all), on a logical screen of `screen` pixels, as a hostile file may claim."""
+    import struct
+
+    data = bytearray(b"GIF89a" + struct.pack("<HH", *screen) + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff")
+    data += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop for ever
+    for _ in range(frames):
+        data += b"\x21\xf9\x04\x00" + struct.pack("<H", delay_cs) + b"\x00\x00"  # graphic control: the delay
+        data += b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00"  # a 1x1 image at the corner
+        data += b"\x02\x02\x44\x01\x00"  # its LZW data
+    return bytes(data + b";")

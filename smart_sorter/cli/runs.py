@@ -81,16 +81,27 @@ def cache_command(argv: Sequence[str]) -> int:
         finally:
             store.close()
         if arguments.clear:
-            count, models = sum(before["models"].values()), len(before["models"])
+            count = sum(before["models"].values()) + sum(before["frames"].values())
+            models = len({*before["models"], *before["frames"]})
             return TextReport(
                 f"Cleared {count} embedding{'s' if count != 1 else ''} of {models} model{'s' if models != 1 else ''}"
                 f" and the hashes of {before['files']} file{'s' if before['files'] != 1 else ''}; the cache file"
                 f" {stats['path']} is now {_megabytes(stats['bytes'])} (was {_megabytes(before['bytes'])})."
             )
-        lines = [f"Embedding cache: {stats['path']} ({_megabytes(stats['bytes'])}, {stats['files']} files known)"]
-        lines += [f"  {count:>8} images  {model}" for model, count in stats["models"].items()]
-        if not stats["models"]:
-            lines.append("  (empty: the next run fills it)")
-        return TextReport("\n".join(lines))
+        return TextReport("\n".join(_cache_lines(stats)))
 
     return print_outcome(show, arguments.verbose)
+
+
+def _cache_lines(stats: dict) -> list[str]:
+    """The cache's contents: images and video frames embedded, per model."""
+    counted = [(stats[name], name[:-1]) for name in ("videos", "animations") if stats.get(name)]
+    named = " and ".join(f"{count} {what}{'s' if count != 1 else ''}" for count, what in counted)
+    videos = f", frames of {named}" if counted else ""
+    lines = [f"Embedding cache: {stats['path']} ({_megabytes(stats['bytes'])}, {stats['files']} files known{videos})"]
+    for model in dict.fromkeys([*stats["models"], *stats["frames"]]):
+        images, frames = stats["models"].get(model, 0), stats["frames"].get(model, 0)
+        lines.append(f"  {images:>8} images" + (f", {frames} video frames" if frames else "") + f"  {model}")
+    if len(lines) == 1:
+        lines.append("  (empty: the next run fills it)")
+    return lines

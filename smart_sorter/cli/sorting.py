@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..options import (
+    ANIMATED_MODES,
     DEFAULT_DETECTOR,
     DEVICES,
     MAX_VIDEO_FRAMES,
@@ -176,6 +177,11 @@ def _add_video_arguments(videos: argparse._ArgumentGroup) -> None:
         "--video-score", "--video_score", choices=VIDEO_SCORES, default=DEFAULTS.video_score,
         help="a video's label from its frames: mean probability, or max (what it shows at some point);"
         " auto (default) is mean, and max for --multi-label tags",
+    )  # fmt: skip
+    videos.add_argument(
+        "--animated", choices=ANIMATED_MODES, default=DEFAULTS.animated,
+        help="animated GIF, WebP and PNG files: their first frame as an image (first, the default), or their"
+        " frames sampled and scored as a video's, with the options above (frames)",
     )  # fmt: skip
 
 

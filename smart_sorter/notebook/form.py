@@ -20,6 +20,7 @@ from typing import Any
 from ..core.detections import NOTHING_FOUND, row_boxes
 from ..errors import OptionError, OtherRunError, SmartSorterError
 from ..options import (
+    ANIMATED_MODES,
     DEFAULT_DETECTOR,
     DEFAULT_MODEL,
     MAX_VIDEO_FRAMES,
@@ -106,7 +107,8 @@ def _preview(row: Any, destination: Path, frame_times: dict[str, list[float]]) -
         f"{frame.time:.1f} s{' &#9733;' if frame.best else ''}</span>"
         for frame in strip
     )
-    return f"<span style='display:inline-block;margin:2px;vertical-align:top' title='{title}'>{frames}</span>"
+    apart = "margin:2px 14px 2px 2px"  # from the next file's strip: side by side, two would read as one
+    return f"<span style='display:inline-block;{apart};vertical-align:top' title='{title}'>{frames}</span>"
 
 
 def _previews(
@@ -254,6 +256,12 @@ class SorterApp(widgets.VBox):
         self.video_keyframes = widgets.Checkbox(
             value=defaults.video_keyframes, description="Videos: keyframes only (fastest)", **checkbox
         )
+        # animated GIF/WebP/PNG: the first frame as an image, or the frames sampled as a video's
+        self.animated = widgets.Dropdown(
+            options=list(zip(("first frame", "all frames, as a video"), ANIMATED_MODES)),
+            value=defaults.animated, description="Animated images", style=style,
+            layout=widgets.Layout(width="max-content"),  # its longer choice whole
+        )  # fmt: skip
         self.advanced = _folded(
             widgets.VBox(
                 [
@@ -277,6 +285,7 @@ class SorterApp(widgets.VBox):
                     self.precision,
                     self.video_frames,
                     self.video_keyframes,
+                    self.animated,
                     self.dry_run,
                 ]
             ),
@@ -416,6 +425,7 @@ class SorterApp(widgets.VBox):
             precision=self.precision.value,
             video_frames=self.video_frames.value,
             video_keyframes=self.video_keyframes.value,
+            animated=self.animated.value,
             dry_run=self.dry_run.value,
         )
         return FormSettings(Path(source).expanduser(), Path(destination).expanduser(), labels, options)
@@ -595,9 +605,9 @@ class SorterApp(widgets.VBox):
     def _show_progress(self, progress: Progress) -> None:
         self.progress.max = max(progress.total, 1)
         self.progress.value = progress.done
-        text = f"{progress.done} / {progress.total} images"
+        text = f"{progress.done} / {progress.total} files"
         if progress.rate:
-            text += f" &middot; {progress.rate:.1f} images/s"
+            text += f" &middot; {progress.rate:.1f} files/s"
         if progress.seconds_left is not None and progress.done < progress.total:
             text += f" &middot; about {_duration(progress.seconds_left)} left"
         self.progress_text.value = text

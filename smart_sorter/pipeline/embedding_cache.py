@@ -151,10 +151,22 @@ class EmbeddingCache:
             self._db.executemany("INSERT OR REPLACE INTO videos VALUES (?, ?, ?, ?)", rows)
 
     def stats(self) -> dict[str, Any]:
-        models = self._db.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model").fetchall()
+        """The cache's file and size, files known, and per model the embeddings of images (`models`) and of video
+        frames (`frames`: named `hash@time`), and how many videos and animations have their sampled frames known."""
+        per_model = self._db.execute(
+            "SELECT model, SUM(instr(sha256, '@') = 0), SUM(instr(sha256, '@') > 0) FROM embeddings GROUP BY model"
+        ).fetchall()
         files = self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        videos, animations = self._db.execute(
+            "SELECT COUNT(DISTINCT CASE WHEN sampling NOT LIKE '%;animation' THEN sha256 END),"
+            " COUNT(DISTINCT CASE WHEN sampling LIKE '%;animation' THEN sha256 END) FROM videos WHERE times != '[]'"
+        ).fetchone()
         size = sum(p.stat().st_size for p in self.home.glob(DATABASE_NAME + "*") if p.is_file())
-        return {"path": str(self.path), "bytes": size, "files": files, "models": dict(models)}
+        return {
+            "path": str(self.path), "bytes": size, "files": files, "videos": videos, "animations": animations,
+            "models": {model: images for model, images, _ in per_model if images},
+            "frames": {model: frames for model, _, frames in per_model if frames},
+        }  # fmt: skip
 
     def clear(self) -> None:
         with self._db:

@@ -1,7 +1,8 @@
 """Small JPEG previews of sorted files, embedded as data URIs in the notebook and the HTML report.
 
 A video's preview is its frame at a given moment (the one that matched its label best), and its strip
-a few of its scored frames with their times, that moment's marked.
+a few of its scored frames with their times, that moment's marked; an animated image sorted by its
+frames (`animated="frames"`) is shown the same way, its frames read with Pillow.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DecodeError
+from .animation import animation_frames_at
 from .decoding import decode_image
 from .video import SNIFF_BYTES, frames_at, sniff_video_format, video_support
 
@@ -66,7 +68,11 @@ def thumbnail_jpeg(
         frames = frames_at(str(path), [moment], short_side=2 * size)
         return _jpeg(frames[0][1], size) if frames else None
     try:  # with boxes, decoded whole: they are in pixels of the full image
-        image = decode_image(Path(path).read_bytes(), draft_size=None if boxes else (size, size))
+        data = Path(path).read_bytes()
+        if moment:  # an animation's frame
+            frames = animation_frames_at(data, [moment], short_side=2 * size)
+            return _jpeg(frames[0][1], size) if frames else None
+        image = decode_image(data, draft_size=None if boxes else (size, size))
     except (OSError, DecodeError):
         return None
     return _jpeg(image, size, boxes)
@@ -94,9 +100,17 @@ def strip_moments(times: list[float], best: float | None, count: int = STRIP_FRA
 def video_strip(path: Path, times: list[float], best: float | None, size: int = 64) -> list[StripFrame]:
     """Previews of a video's frames at (at most STRIP_FRAMES of) `times`, the one at `best` marked."""
     chosen = strip_moments(times, best)
-    frames = frames_at(str(path), chosen, short_side=2 * size)
+    frames = frames_at(str(path), chosen, short_side=2 * size) if is_video(path) else _animation_at(path, chosen, size)
     nearest = min(frames, key=lambda frame: abs(frame[0] - best))[0] if frames and best is not None else None
     return [StripFrame(moment, _uri(_jpeg(image, size)), moment == nearest) for moment, image in frames]
+
+
+def _animation_at(path: Path, moments: list[float], size: int) -> list[tuple[float, Any]]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    return animation_frames_at(data, moments, short_side=2 * size)
 
 
 def draw_boxes(image: Any, boxes: Sequence[Any], scale: float = 1.0) -> None:

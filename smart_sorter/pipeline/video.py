@@ -101,11 +101,13 @@ class Sampling:
 @dataclass
 class VideoFrames:
     """A video's sampled frames as model inputs (None when its embeddings are cached), their times
-    (seconds), and its duration (None when the container does not say)."""
+    (seconds), and its duration (None when the container does not say); `animated` for the frames of an
+    animated image (GIF, WebP, APNG) rather than of a video."""
 
     times: tuple[float, ...]
     duration: float | None
     pixels: list[Any] | None = None
+    animated: bool = False
 
 
 def frame_key(video_sha256: str, moment: float) -> str:
@@ -132,12 +134,12 @@ def _check_stream(container: Any) -> Any:
     return stream
 
 
-class _Budget:
-    """What one video may still cost: frames decoded and wall-clock seconds."""
+class DecodeBudget:
+    """What one video (or animation pass) may still cost: frames decoded and wall-clock seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = MAX_DECODE_SECONDS) -> None:
         self.decoded = 0
-        self.deadline = time.monotonic() + MAX_DECODE_SECONDS
+        self.deadline = time.monotonic() + seconds
 
     def spend(self) -> bool:
         """Count one decoded frame; False once the video has cost all it may."""
@@ -145,7 +147,7 @@ class _Budget:
         return self.decoded <= MAX_DECODED_FRAMES and time.monotonic() < self.deadline
 
 
-def _frames(container: Any, stream: Any, budget: _Budget) -> Iterator[Any]:
+def _frames(container: Any, stream: Any, budget: DecodeBudget) -> Iterator[Any]:
     """Decoded frames from the current position; corrupt packets are passed over, and decoding stops
     at the end of the stream, at the first unreadable stretch after a frame, or when the budget is spent."""
     import av
@@ -190,7 +192,7 @@ def _far(gap: float, rate: float | None) -> bool:
     return gap * rate > SEEK_FRAMES if rate else gap > SEEK_GAP
 
 
-def _sample_moments(container: Any, stream: Any, targets: list[float], budget: _Budget) -> list[Any]:
+def _sample_moments(container: Any, stream: Any, targets: list[float], budget: DecodeBudget) -> list[Any]:
     """The first frame at or after each target (the last frame for targets past the end). A far target
     is reached by seeking to the keyframe before it, until a seek lands no later than the one before
     (a video with one keyframe: seeking again would decode the same frames again)."""
@@ -224,7 +226,7 @@ def _sample_moments(container: Any, stream: Any, targets: list[float], budget: _
     return chosen
 
 
-def _sample_evenly(container: Any, stream: Any, targets: list[float], budget: _Budget) -> list[Any]:
+def _sample_evenly(container: Any, stream: Any, targets: list[float], budget: DecodeBudget) -> list[Any]:
     """Frames at the targets, decoding only what later frames depend on: a frame no other frame refers
     to (most B-frames) is skipped, so a moment that falls on one takes the next frame decoded, a frame
     or two later (its real time is what is reported). About a third faster on H.264 with B-frames;
@@ -238,7 +240,7 @@ def _sample_evenly(container: Any, stream: Any, targets: list[float], budget: _B
     return chosen
 
 
-def _sample_keyframes(container: Any, stream: Any, duration: float | None, budget: _Budget) -> list[Any]:
+def _sample_keyframes(container: Any, stream: Any, duration: float | None, budget: DecodeBudget) -> list[Any]:
     """Every keyframe, thinned to at most MAX_SAMPLED_FRAMES evenly over the duration when it is known."""
     stream.codec_context.skip_frame = "NONKEY"
     gap = (duration / MAX_SAMPLED_FRAMES) if duration else 0.0
@@ -269,7 +271,7 @@ def sample_video(
         stream = _check_stream(container)
         stream.thread_type = "SLICE"  # frame threading holds frames back, which seeking throws away
         duration = _duration(container, stream)
-        budget = _Budget()
+        budget = DecodeBudget()
         try:
             if sampling.keyframes:
                 chosen = _sample_keyframes(container, stream, duration, budget)
@@ -291,7 +293,7 @@ def frames_at(source: Any, moments: list[float], *, short_side: int | None = Non
     try:
         with av.open(source, mode="r", metadata_errors="replace") as container:
             stream = _check_stream(container)
-            chosen = _sample_moments(container, stream, sorted(moments), _Budget())
+            chosen = _sample_moments(container, stream, sorted(moments), DecodeBudget())
             return [(moment, _to_image(frame, short_side)) for moment, frame in chosen]
     except (DecodeError, av.error.FFmpegError, OSError, ValueError, EOFError):
         return []

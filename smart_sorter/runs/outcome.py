@@ -46,6 +46,8 @@ class SortResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): found, not sorted, no row
     already_done: bool = False  # the same run again after it had finished: nothing was done
     dry_run: bool = False  # a plan: no file was placed
+    # this run's embedding cache hits and misses: {"images": {"hits", "misses"}, "frames": {...}}; None without cache
+    cache: dict[str, dict[str, int]] | None = None
 
     @property
     def errors(self) -> int:
@@ -64,6 +66,19 @@ class SortResult:
         where = f"; each frame's best label in {frames_path(self.csv_path).name}" if frames else ""
         return [f"  {len(videos)} of the files were videos, {frames} frames scored{where}."]
 
+    def _cache_line(self) -> list[str]:
+        """How much of the run the embedding cache answered: images, and video frames when there were any."""
+        kinds = (("images", "images"), ("frames", "video frames"))
+        counts = [(what, (self.cache or {}).get(name) or {}) for name, what in kinds]
+        if not self.cache or not any(count.get("hits") for _, count in counts):
+            return []  # a first run: nothing was there to be found
+        parts = [
+            f"{count.get('hits', 0)} of {count.get('hits', 0) + count.get('misses', 0)} {what}"
+            for what, count in counts
+            if count.get("hits", 0) + count.get("misses", 0)
+        ]
+        return [f"  From the embedding cache: {' and '.join(parts)} (no model pass for them)."]
+
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
@@ -76,13 +91,14 @@ class SortResult:
         sorting = self.seconds - self.model_seconds
         if self.model_seconds and sorting > 0:
             new = total - self.resumed_files
-            timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
+            timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} files/s)"
         verb = "Planned" if self.dry_run else "Sorted"
         lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
         lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
         lines += self._video_lines()
+        lines += self._cache_line()
         if self.skipped:
             shown = "; ".join(f"{file} ({reason})" for file, reason in self.skipped[:3])
             more = f" and {len(self.skipped) - 3} more (listed in the run manifest)" if len(self.skipped) > 3 else ""

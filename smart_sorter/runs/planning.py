@@ -10,11 +10,13 @@ from typing import Any
 from ..core.detections import NOTHING_FOUND, detection_columns
 from ..core.labels import LabelSet, parse_labels
 from ..core.rows import csv_columns
-from ..errors import DestinationError, LabelError, OtherRunError, SourceError
+from ..errors import VIDEO_SETTINGS, DestinationError, LabelError, OtherRunError, SourceError
 from ..options import OUTPUT_FILE_NAME, PLAN_FILE_NAME, UNCERTAIN_FOLDER, SortOptions
 from ..storage.finished import interrupted_undo_message
 from ..storage.journal import JournalState
 from ..storage.layout import plan_folders
+
+DEFAULTS = {name: getattr(SortOptions(), name) for name in VIDEO_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ def plan_run(source: Path, destination: Path, labels: Any, options: SortOptions)
     }
     if options.tiles:  # only when used, so that journals written before tiling existed still match
         settings["tiles"] = options.tiles
+    # how videos (and animations) are sampled and scored: only when not the default, for the same reason
+    settings.update(
+        {name: getattr(options, name) for name in VIDEO_SETTINGS if getattr(options, name) != DEFAULTS[name]}
+    )
     tag_columns = label_set.categories if options.multi_label else ()
     columns = csv_columns(options.top_k, tag_columns, copies=options.copy_tags)
     if options.detect:
@@ -112,5 +118,6 @@ def check_same_run(state: JournalState, plan: RunPlan, *, finished: bool) -> Non
         raise DestinationError(interrupted_undo_message(plan.destination))
     if state.settings is None or state.settings == plan.settings or not state.files:
         return
-    differences = [key for key in plan.settings if state.settings.get(key) != plan.settings[key]]
+    keys = dict.fromkeys([*plan.settings, *state.settings])  # a setting left at its default is not recorded
+    differences = [key for key in keys if state.settings.get(key) != plan.settings.get(key)]
     raise OtherRunError(plan.destination, differences, finished=finished)

@@ -32,7 +32,7 @@ from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
-from ..pipeline.media import MediaScorer, frame_chunks
+from ..pipeline.media import CacheCounts, MediaScorer, frame_chunks
 from ..pipeline.reading import Prepared, prepared_stream
 from ..storage.frame_table import write_frame_table
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
@@ -109,6 +109,7 @@ class Sorter:
         self._started = time.perf_counter()
         self._model_seconds = 0.0
         self._retried: set[str] = set()  # files tried again after an error: read and hashed anew, never trusted
+        self._cache_counts: CacheCounts | None = None  # this run's cache hits and misses, images and video frames
 
     @property
     def encoder(self) -> DualEncoder | PipelineClassifier | Detector:
@@ -248,6 +249,8 @@ class Sorter:
             label_counts, status_counts = count_rows(work.rows, plan.labels.categories, plan.bucket)
             manifest.update(status=status, finished=_now(), seconds=round(time.perf_counter() - started, 3))
             manifest.update(label_counts=label_counts, status_counts=status_counts)
+            if self._cache_counts is not None:
+                manifest["cache"] = self._cache_counts.as_record()
             write_manifest(manifest_path, manifest)
             write_frame_table(plan.csv_path, work.rows)
         return self._result(plan, work.rows, log.columns, manifest_path, manifest, resumed=work.resumed)
@@ -310,6 +313,7 @@ class Sorter:
             skipped=[(entry["file"], entry["reason"]) for entry in manifest.get("skipped", [])],
             already_done=already_done,
             dry_run=self.options.dry_run,
+            cache=None if already_done else manifest.get("cache"),
         )
 
     # The batch loop ------------------------------------------------------------------------------
@@ -342,6 +346,7 @@ class Sorter:
             self.notify(advice)
         # videos: their frames scored in the same batches (detection looks at images alone)
         media = None if options.detect else MediaScorer(scorer, options)
+        self._cache_counts = media.counts if media is not None and cache is not None else None
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
@@ -354,7 +359,7 @@ class Sorter:
             observe(scored[0], first_batch_at)
 
         stream = self._stream(files, scorer, media)
-        bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
+        bar = tqdm(total=len(files), unit="file", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
         # One placing thread: a batch's files are placed (several at once) while the model embeds the next.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-sorter-place") as placer:
@@ -454,12 +459,12 @@ class Sorter:
 
 
 def speed_estimate(rate: float, total: int) -> str:
-    """'About 12 minutes for 5,000 images at 7.0 images/s.' for a run of over a minute, else ''."""
+    """'About 12 minutes for 5,000 files at 7.0 files/s.' for a run of over a minute, else '' (a video is one file)."""
     expected = total / max(rate, 1e-9)
     if expected < ESTIMATE_FROM_SECONDS:
         return ""
     duration = spoken_duration(expected)
-    return f"About {duration} for {total:,} images at {rate:.1f} images/s."
+    return f"About {duration} for {total:,} files at {rate:.1f} files/s."
 
 
 def sort_images(
