@@ -68,6 +68,40 @@ def test_auto_loads_fp32_on_a_cpu_without_native_bf16(tiny_clip):
     assert encoder.precision == "fp32" and encoder.describe()["precision"] == "fp32"
 
 
+def test_autos_choice_is_remembered_so_the_next_run_finds_the_cache(tiny_clip, tmp_path, monkeypatch):
+    from smart_sorter.pipeline import precision as precision_module
+
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))
+    probes: list[str] = []
+    real_choose = precision_module.choose_precision
+    monkeypatch.setattr(
+        precision_module, "choose_precision", lambda *a, **k: probes.append("probe") or real_choose(*a, **k)
+    )
+    first = DualEncoder(str(tiny_clip), device="cpu").load().precision
+    key = precision_module.choice_key(str(tiny_clip), None, "cpu")
+    assert precision_module.remembered_precision(key) == first and probes == ["probe"]
+    assert DualEncoder(str(tiny_clip), device="cpu").load().precision == first and probes == ["probe"]  # not measured
+    other = "bf16" if first == "fp32" else "fp32"
+    precision_module.remember_precision(key, other)  # as a first run that timed the race the other way
+    again = DualEncoder(str(tiny_clip), device="cpu").load()
+    assert again.precision == other and again.describe()["precision"] == other and probes == ["probe"]
+    assert DualEncoder(str(tiny_clip), device="cpu", precision=first).load().precision == first  # asked: obeyed
+
+
+def test_a_home_that_cannot_be_written_only_means_measuring_again(tiny_clip, tmp_path, monkeypatch):
+    from smart_sorter.pipeline import precision as precision_module
+
+    (tmp_path / "home").write_text("a file where the folder would be")
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))
+    assert DualEncoder(str(tiny_clip), device="cpu").load().precision in ("fp32", "bf16")
+    assert precision_module.remembered_precision(precision_module.choice_key(str(tiny_clip), None, "cpu")) is None
+    (tmp_path / "home").unlink()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / precision_module.CHOICES_FILE_NAME).write_text("{not json")
+    assert DualEncoder(str(tiny_clip), device="cpu").load().precision in ("fp32", "bf16")  # rewritten whole
+    assert precision_module.remembered_precision(precision_module.choice_key(str(tiny_clip), None, "cpu"))
+
+
 # Options ----------------------------------------------------------------------------------------
 def test_precision_is_an_option_and_exact_preprocessing_implies_fp32():
     assert SortOptions().precision == "auto" and SortOptions(precision="bf16").model_precision == "bf16"

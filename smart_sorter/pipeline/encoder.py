@@ -224,7 +224,7 @@ class DualEncoder(_ModelHolder):
         """On the device, the text tower in fp32, the image tower (when loaded) in its precision."""
         import torch
 
-        from .precision import choose_precision, image_pass_timer, set_image_precision
+        from .precision import set_image_precision
         from .text_tower import has_image_tower
 
         network, tokenizer, processor = parts
@@ -239,12 +239,25 @@ class DualEncoder(_ModelHolder):
             if self.requested_precision == "auto" and device.startswith("cuda"):
                 self.precision = "fp16"
             return network, tokenizer, processor
-        image_size = getattr(getattr(network.config, "vision_config", None), "image_size", 224)
-        timer = image_pass_timer(network, int(image_size), device)
-        self.precision = choose_precision(self.requested_precision, device, time_pass=timer)
+        self.precision = self._remembered_or_chosen(network, device)
         if self.precision != "fp32":
             set_image_precision(network, self.precision)
         return network, tokenizer, processor
+
+    def _remembered_or_chosen(self, network: Any, device: str) -> str:
+        """The image tower's precision; `auto`'s choice for this model on this machine as chosen the first time,
+        so that every run finds the embeddings of the runs before."""
+        from .precision import choice_key, choose_precision, image_pass_timer, remember_precision, remembered_precision
+
+        key = choice_key(self.model_id, self.revision, device)
+        if self.requested_precision == "auto" and (remembered := remembered_precision(key)):
+            return remembered
+        image_size = getattr(getattr(network.config, "vision_config", None), "image_size", 224)
+        timer = image_pass_timer(network, int(image_size), device)
+        precision = choose_precision(self.requested_precision, device, time_pass=timer)
+        if self.requested_precision == "auto":
+            remember_precision(key, precision)
+        return precision
 
     def load(self) -> DualEncoder:
         self._parts  # noqa: B018 - loading is the point

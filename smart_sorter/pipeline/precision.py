@@ -5,11 +5,18 @@ AVX512-BF16) *and* a short probe at load shows it faster than fp32 on the loaded
 without native bf16 it runs about ten times slower, and even with it only a measurement tells.
 Apple's MPS is measured the same way (fp16 against fp32). The text tower always stays fp32: label
 texts are embedded once per run, so its speed does not matter and its precision keeps scores close.
+
+A measured choice is remembered per model, device, CPU and torch version (`precision-choices.json`
+beside the embedding cache): two runs timing a close race could choose differently, and the cache
+keeps embeddings per precision, so the second would find none of the first's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -22,6 +29,7 @@ REQUIRED_GAIN = 0.8
 PROBE_BATCH = 2  # images per probe pass: a few hundred milliseconds for ViT-B/32, seconds for ViT-L/14
 PROBE_PASSES = 2  # timed passes per precision, best kept, after one warm-up pass
 _CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2")
+CHOICES_FILE_NAME = "precision-choices.json"
 
 
 def torch_dtype(precision: str) -> Any:
@@ -96,6 +104,48 @@ def choose_precision(
         return "fp32"
     reference = time_pass("fp32")
     return candidate if time_pass(candidate) < REQUIRED_GAIN * reference else "fp32"
+
+
+def choice_key(model_id: str, revision: str | None, device: str) -> str:
+    """What a measured choice holds for: the model and revision, the device, this CPU and torch's version."""
+    import torch
+
+    return f"{model_id}@{revision or ''}|{device}|{cpu_capabilities()['name']}|torch {torch.__version__}"
+
+
+def _choices_path() -> Path:
+    from .embedding_cache import cache_home
+
+    return cache_home() / CHOICES_FILE_NAME
+
+
+def _read_choices() -> dict[str, str]:
+    try:
+        choices = json.loads(_choices_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: measured again
+    return choices if isinstance(choices, dict) else {}
+
+
+def remembered_precision(key: str) -> str | None:
+    """The precision `auto` chose before for `key`, if it was remembered."""
+    choice = _read_choices().get(key)
+    return choice if choice in PRECISIONS[1:] else None
+
+
+def remember_precision(key: str, precision: str) -> None:
+    """Keep `auto`'s choice for `key` (written whole under a new name, then renamed); a folder that cannot be
+    written only means the next run measures again."""
+    path = _choices_path()
+    choices = {**_read_choices(), key: precision}
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(choices, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def vision_modules(network: Any) -> list[str]:
