@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,30 @@ def test_the_wait_policy_is_left_alone_once_torch_is_loaded(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
     assert not let_idle_threads_sleep()  # OpenMP has read its settings: changing them would only mislead
     assert "OMP_WAIT_POLICY" not in __import__("os").environ
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "cores", "threads"),
+    [
+        ("cpu", "fp32", 2, 2),
+        ("cpu", "bf16", 2, 2),
+        ("cpu", "fp32", 16, 4),
+        ("cpu", "bf16", 16, 8),
+        ("cpu", "fp16", 16, 8),
+        ("cuda:0", "fp16", 2, 2),
+        ("cuda:0", "fp16", 16, 16),
+    ],
+)
+def test_decoding_threads_follow_the_device_the_precision_and_the_cores(monkeypatch, device, precision, cores, threads):
+    from smart_sorter.runs.sorting import Sorter
+
+    class Loaded:  # the two things the rule reads of a loaded encoder
+        def __init__(self):
+            self.device, self.precision = device, precision
+
+        def load(self):
+            return self
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert Sorter(SortOptions(), encoder=Loaded()).decode_workers() == threads
+    assert Sorter(SortOptions(decode_workers=3), encoder=Loaded()).decode_workers() == 3
