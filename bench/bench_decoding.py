@@ -8,6 +8,12 @@ milliseconds per image (decode, resize and crop, one thread, best of 3) and, for
 trained on shapes (tests/toy_clip.py, 32 px) and a random ViT-B/32 (224 px), the largest and mean
 difference of each label's score from the model's own processor (`exact`) and how many top labels
 agree with it.
+
+    python bench/bench_decoding.py --threads 1,2,3,4 [--precision bf16] [--files 256] [--rounds 3]
+
+measures instead the whole sort (a random ViT-B/32, the telegram JPEGs replicated to --files, cache off)
+with each number of decoding threads, alternated round by round: images/s (best and median of the
+rounds) and CPU milliseconds per image, to choose `Sorter.decode_workers`' rule.
 """
 
 from __future__ import annotations
@@ -70,10 +76,58 @@ def probabilities(encoder: DualEncoder, labels, preprocessor: Preprocessor, prep
     return np.asarray(scores.probabilities)
 
 
+def thread_counts(args) -> None:
+    """The whole sort with each number of decoding threads, alternated, at one precision."""
+    import shutil
+
+    import torch
+
+    from bench.bench_sort import LABELS as SORT_LABELS
+    from bench.bench_sort import replicate
+    from smart_sorter import sort_images
+
+    counts = [int(count) for count in args.threads.split(",")]
+    with tempfile.TemporaryDirectory() as work:
+        model = save_clip(Path(work) / "b32", config=clip_config(**VIT_B32))
+        replicate(args.corpus, Path(work) / "source", args.files)
+        encoder = DualEncoder(str(model), device="cpu", precision=args.precision).load()
+        print(f"{args.files} files, ViT-B/32 at {encoder.precision}, {os.cpu_count()} cores,"
+              f" torch threads {torch.get_num_threads()}")  # fmt: skip
+
+        def run(workers: int, name: str) -> None:
+            result = sort_images(Path(work) / "source", Path(work) / name, list(SORT_LABELS), model=str(model),
+                                 encoder=encoder, batch_size=32, progress_bar=False, use_cache=False,
+                                 decode_workers=workers)  # fmt: skip
+            assert result.status_counts == {"sorted": args.files}, result.status_counts
+            shutil.rmtree(Path(work) / name)
+
+        run(counts[0], "warm-up")
+        rates: dict[int, list[float]] = {count: [] for count in counts}
+        cpu: dict[int, list[float]] = {count: [] for count in counts}
+        for round_number in range(args.rounds):
+            for count in counts if round_number % 2 == 0 else counts[::-1]:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                run(count, f"sorted-{count}")
+                rates[count].append(args.files / (time.perf_counter() - started))
+                cpu[count].append((time.process_time() - cpu_started) / args.files * 1000)
+        for count in counts:
+            ordered = sorted(rates[count])
+            print(f"  {count} decoding thread(s): best {ordered[-1]:6.2f}, median {ordered[len(ordered) // 2]:6.2f}"
+                  f" images/s, {sorted(cpu[count])[len(cpu[count]) // 2]:5.1f} CPU ms/image"
+                  f" (rounds: {' '.join(f'{value:.2f}' for value in rates[count])})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--threads", help="decoding thread counts to compare in whole sorts, e.g. 1,2,3,4")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="with --threads")
+    parser.add_argument("--files", type=int, default=256, help="with --threads")
+    parser.add_argument("--rounds", type=int, default=3, help="with --threads")
     args = parser.parse_args()
+    if args.threads:
+        thread_counts(args)
+        return
     datas = [path.read_bytes() for path in sorted(args.corpus.glob("*.jpg"))]
     with tempfile.TemporaryDirectory() as work:
         models = {

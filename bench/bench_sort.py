@@ -8,10 +8,12 @@ on one machine, each after a warm-up, and reported as ratios:
   (a) the pipeline called once per image, as the original Smart Image Sorter does
   (b) the pipeline given all paths with batch_size
   (c) the model's image forward pass alone on pre-decoded tensors
-  (c') the same forward pass with the image tower in bf16 (on a CPU without native bf16, one batch)
+  (c') the same forward pass with the image tower in bf16, in every round (on a CPU without native bf16,
+       one batch at the end: it is about ten times slower there)
   (ours) smart_sorter.sort_images, copying every file, with the model already loaded and the
          embedding cache off (every image goes through the model, as on a first run), at
-         precision auto (the probe decides), or at the --precision given (fp32: the 0.85x goal)
+         precision auto (the probe decides), or at the --precision given (fp32: the 0.85x goal); where
+         that is not fp32, its top labels are compared with the same run at fp32 (the goal: >= 97%)
   (mount) ours on the same files through a FUSE mount adding --latency seconds per open and read
          (bench/latency_mount.py, needs fusepy and /dev/fuse), against ours on the local disk
   (start) with --startup: loading ViT-L/14 (random weights) whole vs its text tower alone, each
@@ -134,26 +136,29 @@ def startup(work: Path, repeat: int) -> dict[str, float]:
     return best
 
 
-def native_forward(network, tensors, batch: int, repeat: int, *, fully: bool) -> float:
-    """Forward-only images/s with the image tower in bf16 (one batch, once, where bf16 is not native: slow)."""
+def bf16_forward(network, tensors, batch: int):
+    """The forward pass of `network`'s image tower in bf16 over `tensors` (a copy: `network` stays fp32)."""
     import copy
 
     import torch
 
     reduced = copy.deepcopy(network)
     set_image_precision(reduced, "bf16")
-    subset = tensors if fully else tensors[:batch]
-    subset = subset.to(torch.bfloat16)
+    reduced_tensors = tensors.to(torch.bfloat16)
 
-    def forward_all():
+    def forward_all(subset=reduced_tensors):
         with torch.inference_mode():
             for start in range(0, len(subset), batch):
                 reduced.get_image_features(pixel_values=subset[start : start + batch])
 
-    forward_all() if fully else None  # warm-up where it is cheap
-    found = best_rate(len(subset), forward_all, repeat if fully else 1)
-    print(f"(c') forward only bf16:   {found:6.2f} images/s" + ("" if fully else " (not native: one batch)"))
-    return found
+    return forward_all, reduced_tensors
+
+
+def top_label_agreement(ours, reference) -> tuple[int, int]:
+    """Files whose top label is the same in two runs' tables, and the files compared."""
+    mine = dict(zip(ours["file"], ours["label"]))
+    theirs = dict(zip(reference["file"], reference["label"]))
+    return sum(mine[name] == theirs.get(name) for name in mine), len(mine)
 
 
 def mount_rates(work: Path, ours_run, count: int, args) -> tuple[float, float]:
@@ -234,24 +239,44 @@ def main() -> None:
 
         # Alternate the two measurements and keep each one's best: this machine's speed drifts by
         # 10% between runs, and the best of several is what each method can do.
-        def ours_run(index, source=work / "source"):
+        def ours_run(index, source=work / "source", with_encoder=encoder):
             result = sort_images(source, work / f"sorted-{index}", LABELS, model=str(model_path),
-                                 encoder=encoder, batch_size=batch, progress_bar=False, use_cache=False,
+                                 encoder=with_encoder, batch_size=batch, progress_bar=False, use_cache=False,
                                  decode_workers=args.decode_workers)  # fmt: skip
             assert result.status_counts == {"sorted": len(files)}, result.status_counts
+            return result.table
 
-        forwards, ours_rates, forward_cpu, ours_cpu = [], [], [], []
+        # (c') bf16 forward-only in every round where bf16 is native; elsewhere one batch after (ten times slower)
+        native = native_bf16()
+        forward_bf16, bf16_tensors = bf16_forward(network, tensors, batch)
+        forward_bf16(bf16_tensors[:batch])  # warm-up
+
+        forwards, ours_rates, forward_cpu, ours_cpu, bf16_rates, tables = [], [], [], [], [], []
         for index in range(args.repeat):
             wall, cpu = cpu_timed(forward_all)
             forwards.append(rate(len(files), wall))
             forward_cpu.append(cpu)
-            wall, cpu = cpu_timed(lambda index=index: ours_run(index))
+            if native:
+                bf16_rates.append(rate(len(files), timed(forward_bf16)))
+            wall, cpu = cpu_timed(lambda index=index: tables.append(ours_run(index)))
             ours_rates.append(rate(len(files), wall))
             ours_cpu.append(cpu)
             shutil.rmtree(work / f"sorted-{index}", ignore_errors=True)
-            print(f"  round {index + 1}: forward only {forwards[-1]:6.2f}, ours {ours_rates[-1]:6.2f} images/s")
+            bf16_note = f", forward only bf16 {bf16_rates[-1]:6.2f}" if native else ""
+            ours_note = f"ours {ours_rates[-1]:6.2f} images/s"
+            print(f"  round {index + 1}: forward only {forwards[-1]:6.2f}{bf16_note}, {ours_note}")
         forward, ours = max(forwards), max(ours_rates)
-        native = native_forward(network, tensors, batch, args.repeat, fully=native_bf16())
+        if not native:
+            bf16_rates.append(rate(batch, timed(lambda: forward_bf16(bf16_tensors[:batch]))))
+        bf16_rate = max(bf16_rates)
+        print(f"(c') forward only bf16:   {bf16_rate:6.2f} images/s" + ("" if native else " (not native: one batch)"))
+        # ours' top labels at the precision chosen against the same run at fp32 (the goal: >= 97% the same)
+        agreeing, compared = len(files), len(files)
+        if encoder.precision != "fp32":
+            agreeing, compared = top_label_agreement(tables[0], ours_run("fp32", with_encoder=reference))
+            shutil.rmtree(work / "sorted-fp32", ignore_errors=True)
+        print(f"top labels of ours at {encoder.precision} as at fp32: {agreeing} of {compared} files"
+              f" ({agreeing / compared:.1%})")  # fmt: skip
         mount_rate, local_rate = float("nan"), ours
         if not args.skip_mount:
             mount_rate, local_rate = mount_rates(work, ours_run, len(files), args)
@@ -259,9 +284,12 @@ def main() -> None:
         # each round's two runs are neighbours in time, so their ratio is steadier than either rate
         round_ratios = sorted(o / f for o, f in zip(ours_rates, forwards))
         median_ratio = round_ratios[len(round_ratios) // 2]
+        bf16_ratios = sorted(o / f for o, f in zip(ours_rates, bf16_rates)) if native else [ours / bf16_rate]
+        median_bf16_ratio = bf16_ratios[len(bf16_ratios) // 2]
         print(f"(c) forward only:        {forward:6.2f} images/s (best of {args.repeat})")
         print(f"ours (sort_images, {encoder.precision}): {ours:6.2f} images/s (best of {args.repeat})")
         print(f"ours / forward only, median of rounds: {median_ratio:.2f}x")
+        print(f"ours / forward only bf16, median of rounds: {median_bf16_ratio:.2f}x")
         # CPU seconds are steadier than wall time on a shared machine: on a saturated CPU,
         # throughput is the cores divided by the CPU seconds each image costs.
         cpu_ratio = sorted(forward_cpu)[len(forward_cpu) // 2] / sorted(ours_cpu)[len(ours_cpu) // 2]
@@ -292,16 +320,18 @@ def main() -> None:
             "rounds": {
                 "forward_only": forwards,
                 "ours": ours_rates,
+                "forward_only_bf16": bf16_rates if native else [],
                 "forward_only_cpu_seconds": forward_cpu,
                 "ours_cpu_seconds": ours_cpu,
             },  # fmt: skip
             "cpu": capabilities,
             "precision_chosen": encoder.precision,
             "load_seconds_with_probe": load_seconds,
+            "top_labels_as_at_fp32": {"agreeing": agreeing, "files": compared, "share": agreeing / compared},
             "startup_seconds": start,
             "images_per_second": {
                 "ours": ours,
-                "forward_only_bf16": native,
+                "forward_only_bf16": bf16_rate,
                 "ours_on_latency_mount": mount_rate,
                 "ours_on_local_disk_beside_the_mount": local_rate,
                 "pipeline_per_image": single,
@@ -312,10 +342,11 @@ def main() -> None:
                 "ours_vs_pipeline_per_image": ours / single,
                 "ours_vs_pipeline_batched": ours / batched,
                 "ours_vs_forward_only": ours / forward,
-                "forward_bf16_vs_fp32": native / forward,
+                "forward_bf16_vs_fp32": bf16_rate / forward,
                 "mount_vs_local_disk": mount_rate / local_rate,
                 "ours_vs_forward_only_median_of_rounds": median_ratio,
                 "ours_vs_forward_only_by_cpu_seconds": cpu_ratio,
+                "ours_vs_forward_only_bf16_median_of_rounds": median_bf16_ratio,
             },
             "machine": {
                 "python": platform.python_version(),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from smart_sorter.pipeline.gpu import decode_jpegs_on_gpu, exif_orientation, pinned, to_device, upright
+from smart_sorter.pipeline.gpu import decode_jpegs_on_gpu, jpeg_header, pinned, to_device, upright
 from tests.factories import noise_image
 
 
@@ -36,30 +36,36 @@ def test_exif_orientation_is_applied_as_pillow_applies_it(orientation):
     import torch
 
     data = oriented_jpeg(orientation)
-    assert exif_orientation(data) == orientation
+    assert jpeg_header(data) == orientation
     stored = np.array(Image.open(io.BytesIO(data)).convert("RGB"))  # as decoded, not turned
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
     turned = upright(torch.from_numpy(stored).permute(2, 0, 1), orientation).permute(1, 2, 0).numpy()
     assert turned.shape == expected.shape and np.array_equal(turned, expected)
 
 
-def test_a_file_without_orientation_is_upright():
-    assert exif_orientation(b"not an image") == 1
+def test_only_rgb_and_grey_jpegs_within_the_pixel_limit_are_left_to_the_gpu(monkeypatch):
     buffer = io.BytesIO()
-    noise_image(1, size=(8, 8)).save(buffer, "PNG")
-    assert exif_orientation(buffer.getvalue()) == 1
+    noise_image(1, size=(8, 8)).save(buffer, "JPEG")
+    assert jpeg_header(buffer.getvalue()) == 1  # no orientation: upright
+    for image, format in ((noise_image(1, size=(8, 8)), "PNG"), (noise_image(1, size=(8, 8)).convert("CMYK"), "JPEG")):
+        buffer = io.BytesIO()
+        image.save(buffer, format)
+        assert jpeg_header(buffer.getvalue()) is None
+    assert jpeg_header(b"not an image") is None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the CPU's decoder says the image is too large
+    assert jpeg_header(oriented_jpeg(1)) is None
 
 
 def test_gpu_decoding_gives_way_to_the_cpu_on_any_error():
-    assert decode_jpegs_on_gpu([b"\xff\xd8 not really a jpeg"], "cpu") is None
-    assert decode_jpegs_on_gpu([oriented_jpeg(1)], "no-such-device") is None
+    assert decode_jpegs_on_gpu([b"\xff\xd8 not really a jpeg"], "cpu") == [None]
+    assert decode_jpegs_on_gpu([oriented_jpeg(1), oriented_jpeg(2)], "no-such-device") == [None, None]
 
 
 def test_torchvisions_jpeg_decoding_matches_pillows_upright_image():
     pytest.importorskip("torchvision", reason="torchvision is not installed (bench/README.md: the torchvision venv)")
     datas = [oriented_jpeg(orientation) for orientation in (1, 6, 8)]
     decoded = decode_jpegs_on_gpu(datas, "cpu")  # the same code as on CUDA, but for nvJPEG itself
-    assert decoded is not None
+    assert all(pixels is not None for pixels in decoded)
     for pixels, data in zip(decoded, datas):
         expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
         found = pixels.permute(1, 2, 0).numpy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,3 +263,30 @@ def test_durations_are_said_in_words_with_the_right_number():
 
     assert [spoken_duration(s) for s in (0.2, 1.4, 45, 119.4)] == ["1 second", "1 second", "45 seconds", "119 seconds"]
     assert (spoken_duration(600), spoken_duration(4 * 3600)) == ("10 minutes", "4.0 hours")
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "cores", "threads"),
+    [
+        ("cpu", "fp32", 2, 2),
+        ("cpu", "bf16", 2, 2),
+        ("cpu", "fp32", 16, 4),
+        ("cpu", "bf16", 16, 8),
+        ("cpu", "fp16", 16, 8),
+        ("cuda:0", "fp16", 2, 2),
+        ("cuda:0", "fp16", 16, 16),
+    ],
+)
+def test_decoding_threads_follow_the_device_the_precision_and_the_cores(monkeypatch, device, precision, cores, threads):
+    from smart_sorter.runs.sorting import Sorter
+
+    class Loaded:  # the two things the rule reads of a loaded encoder
+        def __init__(self):
+            self.device, self.precision = device, precision
+
+        def load(self):
+            return self
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert Sorter(SortOptions(), encoder=Loaded()).decode_workers() == threads
+    assert Sorter(SortOptions(decode_workers=3), encoder=Loaded()).decode_workers() == 3

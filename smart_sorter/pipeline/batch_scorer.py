@@ -17,6 +17,7 @@ from .decoding import decode_image
 from .embedding_cache import EmbeddingCache, model_key
 from .encoder import DualEncoder, PipelineClassifier
 from .finding import FoundFile
+from .gpu import leave_jpegs
 from .preprocessing import Preprocessor
 from .tiles import TiledPreprocessor
 
@@ -45,6 +46,7 @@ class BatchScorer:
     ) -> None:
         self.encoder = encoder
         self.prompts = list(labels.all_prompts)
+        self.jpeg_device: Any = None  # where JPEGs are decoded when not in the decoding workers (decode_jpegs_on)
         self.owner = labels.prompt_owner
         self.prompt_mode = prompt_mode
         self.batch_size = batch_size
@@ -71,6 +73,15 @@ class BatchScorer:
         self.cache = cache
         self.key = model_key(encoder.describe(), self.preprocessor.mode) + (f"/tiles{tiles}" if tiles else "")
         self.cached_hashes = cache.hashes(self.key) if cache is not None else frozenset()
+
+    def decode_jpegs_on(self, device: Any) -> bool:
+        """Leave JPEGs to be decoded a batch at a time on `device` (`gpu.decoded_on_device`) instead of in the
+        decoding workers, where the model takes them in `fast` mode, untiled; whether it does."""
+        if isinstance(self.encoder, PipelineClassifier) or self.tiled or self.preprocessor.mode != "fast":
+            return False
+        self.jpeg_device = device
+        self.prepare = partial(leave_jpegs, self.preprocessor.prepare)
+        return True
 
     def label_advice(self, categories: tuple[str, ...]) -> list[str]:
         """Labels this model can hardly tell apart (images would split between them by chance), as at

@@ -159,16 +159,24 @@ class Preprocessor:
         values = self.processor(images=[image], return_tensors="np")["pixel_values"][0]
         return np.asarray(values, dtype=np.float32)
 
-    def collate(self, arrays: list[np.ndarray]):
-        """Stack prepared images into one float32 NCHW tensor."""
+    def collate(self, arrays: list[Any]):
+        """Stack prepared images into one float32 NCHW tensor (on the GPU when some were decoded there:
+        `gpu.device_pixels` gives float CHW tensors, the CPU's workers uint8 HWC arrays)."""
         import torch
 
-        batch = torch.from_numpy(np.stack(arrays))
         if self.mode == "exact":
-            return batch
-        batch = batch.permute(0, 3, 1, 2).to(torch.float32)
+            return torch.from_numpy(np.stack(arrays))
+        on_device = [array for array in arrays if isinstance(array, torch.Tensor)]
+        if on_device:
+            device = on_device[0].device
+            batch = torch.stack([
+                array if isinstance(array, torch.Tensor) else torch.tensor(array, device=device).permute(2, 0, 1)
+                for array in arrays
+            ]).to(torch.float32)  # fmt: skip
+        else:
+            batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(torch.float32)
         plan = self.plan
-        mean = torch.tensor(plan.mean).view(1, 3, 1, 1) / plan.scale
-        std = torch.tensor(plan.std).view(1, 3, 1, 1) / plan.scale
+        mean = torch.tensor(plan.mean, device=batch.device).view(1, 3, 1, 1) / plan.scale
+        std = torch.tensor(plan.std, device=batch.device).view(1, 3, 1, 1) / plan.scale
         # (x * scale - mean) / std, folded into one subtract and one divide
         return ((batch - mean) / std).contiguous()

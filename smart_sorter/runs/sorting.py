@@ -32,6 +32,7 @@ from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
+from ..pipeline.gpu import decoded_on_device, gpu_decoding_device
 from ..pipeline.media import CacheCounts, MediaScorer, frame_chunks
 from ..pipeline.reading import Prepared, prepared_stream
 from ..storage.frame_table import write_frame_table
@@ -99,8 +100,12 @@ class Sorter:
         progress_bar: bool = True,
         stop: threading.Event | None = None,
         on_progress: Observe | None = None,
+        decode_device: str | None = "auto",
     ) -> None:
         self.options = options
+        # where JPEGs are decoded besides the CPU's workers: "auto" (the model's CUDA device when torchvision
+        # is installed), None (never), or a device; tests set "cpu" to run the GPU's code on the CPU
+        self.decode_device = decode_device
         self._encoder = encoder
         self.notify = notify or (lambda message: None)
         self.progress_bar = progress_bar
@@ -342,6 +347,9 @@ class Sorter:
         options = self.options
         cache = EmbeddingCache() if options.use_cache and not options.detect else None
         scorer = self._scorer(plan, cache)
+        jpeg_device = self._jpeg_device() if isinstance(scorer, BatchScorer) else None
+        if jpeg_device is not None:
+            scorer.decode_jpegs_on(jpeg_device)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
         # videos: their frames scored in the same batches (detection looks at images alone)
@@ -398,10 +406,21 @@ class Sorter:
         reading = dict(workers=self.decode_workers(), lookahead=2 * options.batch_size,
                        max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
         if media is not None:
-            return media.stream(files, distrusted=self._retried, **reading)
-        trusted = [found for found in files if found.relative not in self._retried]
-        return prepared_stream(files, scorer.prepare, known_hashes=scorer.known_hashes(trusted),
-                               cached=scorer.cached_hashes, **reading)  # fmt: skip
+            stream = media.stream(files, distrusted=self._retried, **reading)
+        else:
+            trusted = [found for found in files if found.relative not in self._retried]
+            stream = prepared_stream(files, scorer.prepare, known_hashes=scorer.known_hashes(trusted),
+                                     cached=scorer.cached_hashes, **reading)  # fmt: skip
+        if getattr(scorer, "jpeg_device", None) is None:
+            return stream
+        preprocessor = scorer.preprocessor  # JPEGs left as bytes by the workers: decoded a batch at a time
+        return decoded_on_device(stream, preprocessor.prepare, preprocessor.plan, scorer.jpeg_device,
+                                 size=options.batch_size, workers=reading["workers"])  # fmt: skip
+
+    def _jpeg_device(self) -> str | None:
+        if self.decode_device != "auto":
+            return self.decode_device
+        return gpu_decoding_device(getattr(self.encoder, "device", "cpu"))
 
     def _rows(
         self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer | None
@@ -434,18 +453,21 @@ class Sorter:
         return [folder_paths[tag] for tag in row_tags(row)[1:]]
 
     def decode_workers(self) -> int:
-        """Threads decoding ahead of the model.
+        """Threads decoding ahead of the model, by rule (bench/README.md, "Decoding threads").
 
-        On a GPU the model is fast and decoding is the bottleneck: use every core. On a CPU the
-        model needs the cores and decoding costs about a tenth of its work, so two threads (one
-        per four cores on big machines) at a lower priority keep it fed without slowing it.
+        On a GPU the model is fast and decoding is the bottleneck: every core. On a CPU the model needs
+        the cores and the threads run at a lower priority, using the time it leaves idle: decoding is
+        about 7% of the work in fp32 and 13% in bf16 or fp16 (the model's pass costs half as much, a
+        JPEG the same), so one thread per four cores in fp32 and per two in bf16/fp16, never fewer
+        than two (on 2 cores, 1 to 4 threads measured the same within noise).
         """
         if self.options.decode_workers is not None:
             return self.options.decode_workers
         cores = os.cpu_count() or 1
-        if str(getattr(self.encoder, "device", "cpu")).startswith("cpu"):
-            return max(2, cores // 4)
-        return max(2, cores)
+        if not str(getattr(self.encoder, "device", "cpu")).startswith("cpu"):
+            return max(2, cores)
+        reduced = getattr(self.encoder, "precision", "fp32") in ("bf16", "fp16")
+        return max(2, cores // 2 if reduced else cores // 4)
 
     def _advise_on_speed(self, done: int, seconds: float, total: int) -> None:
         rate = done / max(seconds, 1e-9)
