@@ -311,6 +311,26 @@ def test_evaluate_measures_presence_per_object(tmp_path, capsys):
     assert "Objects found, against hand labels" in (tmp_path / "r.html").read_text()
 
 
+def test_the_python_evaluate_measures_presence_on_a_detection_run_by_itself(tmp_path):
+    import smart_sorter
+    from smart_sorter.validation.evaluation import Evaluation
+    from smart_sorter.validation.presence import PresenceEvaluation, evaluate_presence
+
+    out = _detection_results(tmp_path)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("file,objects\na.jpg,a rifle\nb.jpg,a flag\nc.jpg,none\nd.jpg,a flag; a rifle\n")
+    expected = evaluate_presence(out, truth).per_object
+    for results in (out, out / "output.csv", pd.read_csv(out / "output.csv", keep_default_na=False)):
+        measured = smart_sorter.evaluate(results, truth)
+        assert isinstance(measured, PresenceEvaluation), type(measured)
+        assert measured.per_object.equals(expected)
+    assert "Presence of each object" in smart_sorter.evaluate(out, truth).summary()
+    sorting = tmp_path / "sorting.csv"  # a label run's table is evaluated as before
+    sorting.write_text("file,label,score,status,destination\na.jpg,a rifle,0.9,sorted,a rifle/a.jpg\n")
+    (tmp_path / "labels.csv").write_text("file,label\na.jpg,a rifle\n")
+    assert isinstance(smart_sorter.evaluate(sorting, tmp_path / "labels.csv"), Evaluation)
+
+
 @pytest.mark.slow
 def test_query_by_example_equals_the_models_image_guided_detection(tiny_owlv2, odd_images, tmp_path):
     from types import SimpleNamespace
