@@ -131,6 +131,25 @@ def test_tiles_boxes_map_back_and_merge():
     ]
 
 
+def test_the_summary_of_a_detection_run_counts_every_file():
+    from smart_sorter.runs.outcome import SortResult
+
+    objects = parse_labels(["a rifle", "a tank", "a flag"], "{}", minimum=1)
+    boxes = {"a rifle": [{"label": "a rifle", "score": 0.9, "box": [0, 0, 5, 5]}],
+             "a tank": [{"label": "a tank", "score": 0.8, "box": [0, 0, 5, 5]}]}  # fmt: skip
+    rows = [detection_row(f"{i}.jpg", "s", boxes.get(name, []), objects, threshold=0.1)
+            for i, name in enumerate(["a rifle"] * 7 + ["a tank"] * 12 + ["none"] * 13)]  # fmt: skip
+    result = SortResult(
+        table=pd.DataFrame(rows), csv_path=Path("found/output.csv"), manifest_path=Path("m"), destination=Path("found"),
+        seconds=4.0, label_counts={"a rifle": 7, "a tank": 12, "a flag": 0, "nothing found": 13},
+        status_counts={"sorted": 19, "uncertain": 13}, detect=True,
+    )  # fmt: skip
+    assert result.found_parts() == ["19 with objects (a rifle 7, a tank 12)", "13 with nothing found"]
+    first = result.summary().splitlines()[0]
+    assert first == "Sorted 32 files in 4.0 s: 19 with objects (a rifle 7, a tank 12), 13 with nothing found.", first
+    assert "of 32" not in result.summary()
+
+
 def test_detect_options():
     assert SortOptions(detect=True).model == DEFAULT_DETECTOR
     assert SortOptions(detect=True, model="x/y").model == "x/y"
@@ -256,6 +275,10 @@ def test_the_report_and_the_form_show_boxes_of_a_detection_run(tiny_owlv2, odd_i
     assert "Finished" in app.status.value, app.status.value
     table = pd.read_csv(out / "output.csv", keep_default_na=False)
     assert len(table) == 5 and "boxes" in table.columns
+    found = int((table["status"] == "sorted").sum())
+    assert f"5 files sorted, {found} with objects" in app.status.value, app.status.value  # every file counted
+    if found < 5:
+        assert f"{5 - found} with nothing found" in app.status.value
     manifest = json.loads((out / "smart-sorter-run.json").read_text())
     assert manifest["options"]["detect"] is True and manifest["detect"] is True
     boxed = table[table["boxes"] != "[]"].iloc[0]

@@ -46,6 +46,7 @@ class SortResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): found, not sorted, no row
     already_done: bool = False  # the same run again after it had finished: nothing was done
     dry_run: bool = False  # a plan: no file was placed
+    detect: bool = False  # a detection run: `label_counts` are files per best object, then `nothing found`
 
     @property
     def errors(self) -> int:
@@ -64,6 +65,22 @@ class SortResult:
         where = f"; each frame's best label in {frames_path(self.csv_path).name}" if frames else ""
         return [f"  {len(videos)} of the files were videos, {frames} frames scored{where}."]
 
+    def found_parts(self) -> list[str]:
+        """A detection run's files in words: ['19 with objects (a rifle 7, a tank 12)', '13 with nothing found'],
+        each object counted once per file, by the file's best object (its copies are in the others' folders)."""
+        with_objects = self.status_counts.get("sorted", 0)
+        objects = set(self.objects)
+        named = ", ".join(f"{name} {count}" for name, count in self.label_counts.items() if count and name in objects)
+        parts = [f"{with_objects} with objects" + (f" ({named})" if named else "")]
+        if self.status_counts.get("uncertain"):
+            parts.append(f"{self.status_counts['uncertain']} with nothing found")
+        return parts
+
+    @property
+    def objects(self) -> list[str]:
+        """The objects a detection run looked for (its label columns' names), in the user's order."""
+        return [column[len("count:") :] for column in self.table.columns if column.startswith("count:")]
+
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
@@ -78,8 +95,11 @@ class SortResult:
             new = total - self.resumed_files
             timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} images/s)"
         verb = "Planned" if self.dry_run else "Sorted"
-        lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
-        lines += count_lines(self.label_counts)
+        if self.detect:  # every file counted: those with objects and those without
+            lines = [f"{verb} {total} files in {timing}: {', '.join(self.found_parts())}."]
+        else:
+            lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
+            lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
         lines += self._video_lines()

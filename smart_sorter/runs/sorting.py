@@ -310,6 +310,7 @@ class Sorter:
             skipped=[(entry["file"], entry["reason"]) for entry in manifest.get("skipped", [])],
             already_done=already_done,
             dry_run=self.options.dry_run,
+            detect=self.options.detect,
         )
 
     # The batch loop ------------------------------------------------------------------------------
