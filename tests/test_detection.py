@@ -218,24 +218,32 @@ def test_a_detection_move_killed_and_run_again_places_each_file_once_and_undo_re
 
 
 @pytest.mark.slow
-def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(tiny_owlv2, tmp_path):
+@pytest.mark.parametrize(
+    ("model_fixture", "threshold", "views_expected"),
+    [("tiny_owlv2", 0.5, 7), ("tiny_grounding_dino", 0.3, 9)],
+)  # OWLv2: the whole image and 3 x 2 tiles of 128 pixels (its input); Grounding DINO: 4 x 2 tiles of 115 (>= 64)
+def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(
+    request, model_fixture, threshold, views_expected, tmp_path
+):
     from transformers import pipeline
 
     from smart_sorter.core.tiling import tile_boxes
+    from smart_sorter.pipeline.detector import Detector
 
+    model = request.getfixturevalue(model_fixture)
     folder = tmp_path / "big"
     folder.mkdir()
     image = noise_image(3).resize((300, 200))
     image.save(folder / "big.png")
-    result = sort_images(folder, tmp_path / "found", detect=OBJECTS, model=str(tiny_owlv2), threshold=0.5, tiles=2,
+    result = sort_images(folder, tmp_path / "found", detect=OBJECTS, model=str(model), threshold=threshold, tiles=2,
                          progress_bar=False)  # fmt: skip
     ours = json.loads(result.table["boxes"][0])
-    views = tile_boxes(300, 200, 2, min_side=128)
-    assert len(views) == 7  # the whole image and 3 x 2 tiles of 128 pixels, the tiny OWLv2's input
-    detector = pipeline("zero-shot-object-detection", model=str(tiny_owlv2))
+    views = tile_boxes(300, 200, 2, min_side=Detector(str(model)).input_side)
+    assert len(views) == views_expected
+    detector = pipeline("zero-shot-object-detection", model=str(model))
     per_view = [
         [{"label": f["label"], "score": f["score"], "box": [f["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")]}
-         for f in detector(image.crop(view), candidate_labels=OBJECTS, threshold=0.5)]
+         for f in detector(image.crop(view), candidate_labels=OBJECTS, threshold=threshold)]
         for view in views
     ]  # fmt: skip
     expected = merge_views(per_view, views)
