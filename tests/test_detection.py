@@ -252,6 +252,52 @@ def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(
     assert json.loads((tmp_path / "found" / "smart-sorter-run.json").read_text())["tiles"] == 2
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("tiles", [0, 2])
+def test_a_second_search_for_other_objects_skips_the_image_tower_and_finds_the_same(
+    tiny_owlv2, odd_images, tmp_path, monkeypatch, tiles
+):
+    from smart_sorter.pipeline.detector import Detector
+
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))  # an empty cache
+    towers = []
+
+    def run(objects: list[str], name: str, **options) -> pd.DataFrame:
+        detector = Detector(str(tiny_owlv2), device="cpu").load()
+        original = detector.image_side
+        detector.image_side = lambda pixels: towers.append(len(pixels)) or original(pixels)
+        return sort_images(odd_images, tmp_path / name, detect=objects, model=str(tiny_owlv2), threshold=0.5,
+                           tiles=tiles, encoder=detector, progress_bar=False, **options).table  # fmt: skip
+
+    run(["a cat", "a dog"], "first")
+    assert towers and sum(towers) >= 5
+    towers.clear()
+    second = run(["a red car", "a dog", "a bird"], "second")
+    assert towers == []  # every file's image side came from the cache: the image tower did not run
+    uncached = run(["a red car", "a dog", "a bird"], "uncached", use_cache=False)
+    assert sum(towers) >= 5
+    assert second["file"].tolist() == uncached["file"].tolist()
+    found = 0
+    for cached_boxes, fresh_boxes in zip(second["boxes"], uncached["boxes"]):
+        ours, theirs = json.loads(cached_boxes), json.loads(fresh_boxes)
+        assert [(f["label"], f["box"]) for f in ours] == [(f["label"], f["box"]) for f in theirs]
+        assert np.allclose([f["score"] for f in ours], [f["score"] for f in theirs], atol=1e-4, rtol=0)
+        found += len(ours)
+    assert found > 0
+    assert second["label"].tolist() == uncached["label"].tolist()
+
+
+def test_grounding_dino_reads_image_and_text_together_so_nothing_is_cached(tiny_grounding_dino, tmp_path):
+    from smart_sorter.pipeline.detection_scorer import DetectionScorer
+    from smart_sorter.pipeline.detector import Detector
+    from smart_sorter.pipeline.embedding_cache import EmbeddingCache
+
+    detector = Detector(str(tiny_grounding_dino), device="cpu").load()
+    scorer = DetectionScorer(detector, parse_labels(OBJECTS, "{}", minimum=1), threshold=0.3,
+                             cache=EmbeddingCache(tmp_path / "home"))  # fmt: skip
+    assert scorer.cache is None and scorer.cached_hashes == frozenset()
+
+
 def test_boxes_are_drawn_on_thumbnails_in_pixels_of_the_original(tmp_path):
     from smart_sorter.pipeline.thumbnails import BOX_COLOURS, thumbnail_jpeg
 

@@ -337,7 +337,7 @@ class Sorter:
         from tqdm.auto import tqdm
 
         options = self.options
-        cache = EmbeddingCache() if options.use_cache and not options.detect else None
+        cache = EmbeddingCache() if options.use_cache else None  # detection: OWL models' image side
         scorer = self._scorer(plan, cache)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
@@ -381,8 +381,9 @@ class Sorter:
         options = self.options
         if options.detect:
             return DetectionScorer(
-                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles, examples=options.by_example
-            )
+                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles,
+                examples=options.by_example, cache=cache, preprocess=options.preprocess,
+            )  # fmt: skip
         return BatchScorer(
             self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
             batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
