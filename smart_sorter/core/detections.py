@@ -17,22 +17,26 @@ import numpy as np
 from .labels import LabelSet
 from .rows import BASE_COLUMNS, make_row
 from .tiling import Box, box_to_image, non_maximum_suppression
+from .videos import FRAME_DETAIL, VIDEO_COLUMNS
 
 NOTHING_FOUND = "nothing found"  # the folder of files in which no object was found
 DETECTION_THRESHOLD = 0.1  # the transformers pipeline's own default
 NMS_IOU = 0.5  # boxes of one object from overlapping tiles that overlap more than this are one box
 
 
-class Detection(TypedDict):
+class Detection(TypedDict, total=False):
     label: str
     score: float
     box: list[int]
+    time: float  # a video's: the time (seconds) of the frame the box is in
 
 
 def detection_columns(top_k: int, objects: Sequence[str]) -> tuple[str, ...]:
-    """output.csv's columns in detection mode: the base ones, the runner-up objects, what was found and where."""
+    """output.csv's columns in detection mode: the base ones, a video's, the runner-up objects, what was found
+    and where."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
-    return BASE_COLUMNS + runners_up + ("objects", "copies", "boxes") + tuple(f"count:{name}" for name in objects)
+    found = ("objects", "copies", "boxes") + tuple(f"count:{name}" for name in objects)
+    return BASE_COLUMNS + VIDEO_COLUMNS + runners_up + found
 
 
 def kept_detections(detections: Sequence[Detection], objects: LabelSet, threshold: float | None) -> list[Detection]:
@@ -100,9 +104,40 @@ def detection_row(
         status="sorted" if kept else "uncertain",
     )
     row["objects"] = "; ".join(names)
-    row["boxes"] = json.dumps([{"label": f["label"], "score": f["score"], "box": f["box"]} for f in kept])
+    row["boxes"] = json.dumps([{key: f[key] for key in ("label", "score", "box", "time") if key in f} for f in kept])
     for name in objects.categories:
         row[f"count:{name}"] = sum(1 for found in kept if found["label"] == name)
+    return row
+
+
+def video_detection_row(
+    relative: str,
+    sha256: str,
+    frames: Sequence[tuple[float, Sequence[Detection]]],
+    duration: float | None,
+    objects: LabelSet,
+    *,
+    threshold: float | None,
+    top_k: int | None = None,
+) -> dict[str, Any]:
+    """A video's row from its sampled frames' detections, (time, detections) each: the objects found in any
+    frame, each box with the `time` of its frame; `time` is the best box's; `count:<object>` the most boxes of
+    it in one frame (the same object in several frames is one object); each frame's best box for frames.csv."""
+    timed = [{**found, "time": round(float(time), 3)} for time, found_in in frames for found in found_in]
+    row = detection_row(relative, sha256, timed, objects, threshold=threshold, top_k=top_k)  # type: ignore[arg-type]
+    kept = row_boxes(row)
+    row.update(kind="video", frames=len(frames), duration="" if duration is None else round(float(duration), 3))
+    row["time"] = kept[0]["time"] if kept else ""
+    for name in objects.categories:
+        per_frame = [sum(1 for found in kept if found["label"] == name and found["time"] == round(float(time), 3))
+                     for time, _ in frames]  # fmt: skip
+        row[f"count:{name}"] = max(per_frame, default=0)
+    best_in_frame: list[list[Any]] = []
+    for time, _ in frames:
+        in_frame = [found for found in kept if found["time"] == round(float(time), 3)]
+        best_in_frame.append([round(float(time), 3), in_frame[0]["label"] if in_frame else "",
+                              in_frame[0]["score"] if in_frame else ""])  # fmt: skip
+    row[FRAME_DETAIL] = best_in_frame
     return row
 
 

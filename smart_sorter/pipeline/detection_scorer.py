@@ -61,9 +61,18 @@ class DetectionScorer:
         self.key = model_key(detector.describe(), self.preprocess) + "/detect" + (f"/tiles{tiles}" if tiles else "")
         self.cached_hashes = self.cache.hashes(self.key) if self.cache is not None else frozenset()
 
+    preprocessor = None  # what `MediaScorer` asks of a scorer: frames are decoded whole, boxes are in their pixels
+
+    @property
+    def encoder(self) -> Detector:
+        return self.detector
+
     def prepare(self, data: bytes) -> list[tuple[Box, Any]]:
         """Decode (transparency dropped, as the pipeline's `load_image`) and prepare each view."""
-        image = decode_image(data, on_white=False)
+        return self.views(decode_image(data, on_white=False))
+
+    def views(self, image: Any) -> list[tuple[Box, Any]]:
+        """A decoded image (or a video's frame) as its views: (box, model input), the whole image first."""
         boxes = tile_boxes(image.width, image.height, self.tiles, min_side=self.detector.input_side)
         return [(box, self.detector.prepare(image.crop(box) if index else image, self.preprocess))
                 for index, box in enumerate(boxes)]  # fmt: skip
@@ -120,9 +129,8 @@ class DetectionScorer:
             if fresh:
                 self.cache.put(self.key, {item.sha256: sides[item.sha256] for item in fresh})
             # each file read now remembered with the size and time it had, so that it need not be read next time
-            self.cache.remember_hashes(
-                [(Path(item.found.path), item.sha256, item.stamp) for item in items if item.stamp]
-            )
+            stamped = [(item.found.path, item.sha256, item.stamp) for item in items if getattr(item, "stamp", None)]
+            self.cache.remember_hashes(stamped)  # a video's frames have no stamp: the video has
             cached = [item.sha256 for item in items if item.cached]
             sides.update(self.cache.get(self.key, cached) if cached else {})
         return sides

@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..core.detections import detection_row
 from ..core.folders import target_folder
 from ..core.labels import LabelSet
-from ..core.rows import BASE_COLUMNS, count_rows, make_row, row_tags
+from ..core.rows import BASE_COLUMNS, count_rows, row_tags
 from ..errors import DestinationError, LabelError, SourceError
 from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.detection_media import DetectionMedia
 from ..pipeline.detection_scorer import DetectionScorer, example_objects
 from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
 from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.media import MediaScorer, frame_chunks
-from ..pipeline.reading import Prepared, prepared_stream
+from ..pipeline.reading import Prepared
 from ..storage.frame_table import write_frame_table
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
@@ -341,8 +341,8 @@ class Sorter:
         scorer = self._scorer(plan, cache)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
-        # videos: their frames scored in the same batches (detection looks at images alone)
-        media = None if options.detect else MediaScorer(scorer, options)
+        # videos: their frames scored (or searched for objects) in the same batches as images
+        media = DetectionMedia(scorer, options) if isinstance(scorer, DetectionScorer) else MediaScorer(scorer, options)
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
@@ -354,7 +354,7 @@ class Sorter:
             scored[0] += len(done)
             observe(scored[0], first_batch_at)
 
-        stream = self._stream(files, scorer, media)
+        stream = self._stream(files, media)
         bar = tqdm(total=len(files), unit="img", disable=not self.progress_bar, desc="Sorting", dynamic_ncols=True)
         first_batch_at = time.perf_counter()
         # One placing thread: a batch's files are placed (several at once) while the model embeds the next.
@@ -362,7 +362,7 @@ class Sorter:
             placing: Future[None] | None = None
             for number, chunk in enumerate(frame_chunks(stream, options.batch_size)):
                 valid = [item for item in chunk if not item.error]
-                scores = (media or scorer).score(valid) if valid else None
+                scores = media.score(valid) if valid else None
                 if placing is not None:
                     placing.result()  # raises DiskFullError and stops the run
                 placing = placer.submit(place_and_record, chunk, scores)
@@ -389,33 +389,16 @@ class Sorter:
             batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
         )  # fmt: skip
 
-    def _stream(self, files: list[FoundFile], scorer: Any, media: MediaScorer | None) -> Iterator[Prepared]:
+    def _stream(self, files: list[FoundFile], media: MediaScorer) -> Iterator[Prepared]:
         """The files read, hashed and prepared ahead of the model, in order (files tried again are read anew)."""
         options = self.options
         reading = dict(workers=self.decode_workers(), lookahead=2 * options.batch_size,
                        max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
-        if media is not None:
-            return media.stream(files, distrusted=self._retried, **reading)
-        trusted = [found for found in files if found.relative not in self._retried]
-        return prepared_stream(files, scorer.prepare, known_hashes=scorer.known_hashes(trusted),
-                               cached=scorer.cached_hashes, **reading)  # fmt: skip
+        return media.stream(files, distrusted=self._retried, **reading)
 
-    def _rows(
-        self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer | None
-    ) -> list[dict[str, Any]]:
+    def _rows(self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer) -> list[dict[str, Any]]:
         """The rows of one batch: `scores` are those of its files without an error (detection mode: their boxes)."""
-        if media is not None:
-            return media.rows(chunk, scores, plan.labels)
-        options = self.options
-        found = iter(scores or ())
-        return [
-            make_row(item.found.relative, item.sha256, status="error", error=item.error) if item.error
-            else detection_row(
-                item.found.relative, item.sha256, next(found), plan.labels, threshold=options.threshold,
-                top_k=options.top_k,
-            )
-            for item in chunk
-        ]  # fmt: skip
+        return media.rows(chunk, scores, plan.labels)
 
     def _to_place(self, item: Prepared, row: dict[str, Any], plan: RunPlan) -> ToPlace:
         path = item.found.path
