@@ -60,6 +60,11 @@ def test_a_videos_objects_are_those_found_in_its_sampled_frames(tiny_owlv2, tmp_
     frame_table = pd.read_csv(result.csv_path.with_name("frames.csv"), keep_default_na=False)
     assert frame_table[frame_table["file"] == "clip.mp4"]["time"].tolist() == [round(t, 3) for t in frames.times]
 
+    from smart_sorter.pipeline.embedding_cache import EmbeddingCache
+
+    remembered = EmbeddingCache(tmp_path / "home")
+    assert remembered.known_hash(video) == row["sha256"]  # unchanged, it need not even be read again
+    remembered.close()
     searched = []  # a second search for other objects: every frame and the photo from the cache
     cached = Detector(str(tiny_owlv2), device="cpu").load()
     original = cached.image_side

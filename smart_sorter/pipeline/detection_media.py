@@ -73,8 +73,12 @@ class DetectionMedia(MediaScorer):
             if video.pixels is not None:
                 fresh[item.sha256] = (video.duration, video.times)
             video.pixels = None  # searched: the frames need not be held while the batch is placed
-        if self.scorer.cache is not None and fresh:
-            self.scorer.cache.put_videos(self.sampling.key, fresh)
+        cache = self.scorer.cache
+        if cache is not None:  # a video's hash remembered with its size and time, as an image's is
+            cache.remember_hashes([(item.found.path, item.sha256, item.stamp) for item in items
+                                   if item.stamp and isinstance(item.pixels, VideoFrames)])  # fmt: skip
+            if fresh:
+                cache.put_videos(self.sampling.key, fresh)
         return results
 
     def rows(self, chunk: list[Prepared], scores: Any, labels: LabelSet) -> list[dict[str, Any]]:
