@@ -150,6 +150,28 @@ def test_the_summary_of_a_detection_run_counts_every_file():
     assert "of 32" not in result.summary()
 
 
+def test_a_videos_row_gathers_its_frames_boxes_with_their_times():
+    from smart_sorter.core.detections import video_detection_row
+    from smart_sorter.core.videos import FRAME_DETAIL
+
+    objects = parse_labels(["a rifle", "a flag"], "{}", minimum=1)
+    rifle = lambda score, x: {"label": "a rifle", "score": score, "box": [x, 0, x + 5, 5]}  # noqa: E731
+    frames = [(0.25, [rifle(0.4, 0), rifle(0.3, 9)]), (0.75, []), (1.25, [rifle(0.8, 2)])]
+    row = video_detection_row("v.mp4", "s", frames, 1.5, objects, threshold=0.1)
+    assert (row["kind"], row["frames"], row["duration"], row["label"], row["time"]) == (
+        "video",
+        3,
+        1.5,
+        "a rifle",
+        1.25,
+    )
+    assert [(box["score"], box["time"]) for box in json.loads(row["boxes"])] == [(0.8, 1.25), (0.4, 0.25), (0.3, 0.25)]
+    assert (row["count:a rifle"], row["count:a flag"]) == (2, 0)  # the most in one frame, not 3 in all
+    assert row[FRAME_DETAIL] == [[0.25, "a rifle", 0.4], [0.75, "", ""], [1.25, "a rifle", 0.8]]
+    empty = video_detection_row("w.mp4", "t", [(0.5, [])], None, objects, threshold=0.1)
+    assert (empty["status"], empty["time"], empty["duration"], empty["objects"]) == ("uncertain", "", "", "")
+
+
 def test_detect_options():
     assert SortOptions(detect=True).model == DEFAULT_DETECTOR
     assert SortOptions(detect=True, model="x/y").model == "x/y"

@@ -24,11 +24,14 @@ DETECTION_THRESHOLD = 0.1  # the transformers pipeline's own default
 NMS_IOU = 0.5  # boxes of one object from overlapping tiles that overlap more than this are one box
 
 
-class Detection(TypedDict, total=False):
+class Detection(TypedDict):
     label: str
     score: float
     box: list[int]
-    time: float  # a video's: the time (seconds) of the frame the box is in
+
+
+class FrameDetection(Detection, total=False):
+    time: float  # a video's box: the time (seconds) of the frame it is in
 
 
 def detection_columns(top_k: int, objects: Sequence[str]) -> tuple[str, ...]:
@@ -123,25 +126,25 @@ def video_detection_row(
     """A video's row from its sampled frames' detections, (time, detections) each: the objects found in any
     frame, each box with the `time` of its frame; `time` is the best box's; `count:<object>` the most boxes of
     it in one frame (the same object in several frames is one object); each frame's best box for frames.csv."""
-    timed = [{**found, "time": round(float(time), 3)} for time, found_in in frames for found in found_in]
-    row = detection_row(relative, sha256, timed, objects, threshold=threshold, top_k=top_k)  # type: ignore[arg-type]
-    kept = row_boxes(row)
+    moments = [round(float(time), 3) for time, _ in frames]
+    timed: list[FrameDetection] = [
+        {**found, "time": moment} for moment, (_, found_in) in zip(moments, frames) for found in found_in
+    ]
+    row = detection_row(relative, sha256, timed, objects, threshold=threshold, top_k=top_k)
+    kept: list[FrameDetection] = row_boxes(row)  # best first
+    in_frame = {moment: [found for found in kept if found["time"] == moment] for moment in moments}
     row.update(kind="video", frames=len(frames), duration="" if duration is None else round(float(duration), 3))
     row["time"] = kept[0]["time"] if kept else ""
     for name in objects.categories:
-        per_frame = [sum(1 for found in kept if found["label"] == name and found["time"] == round(float(time), 3))
-                     for time, _ in frames]  # fmt: skip
-        row[f"count:{name}"] = max(per_frame, default=0)
-    best_in_frame: list[list[Any]] = []
-    for time, _ in frames:
-        in_frame = [found for found in kept if found["time"] == round(float(time), 3)]
-        best_in_frame.append([round(float(time), 3), in_frame[0]["label"] if in_frame else "",
-                              in_frame[0]["score"] if in_frame else ""])  # fmt: skip
-    row[FRAME_DETAIL] = best_in_frame
+        row[f"count:{name}"] = max((sum(f["label"] == name for f in found) for found in in_frame.values()), default=0)
+    row[FRAME_DETAIL] = [
+        [moment, found[0]["label"], found[0]["score"]] if found else [moment, "", ""]
+        for moment, found in in_frame.items()
+    ]
     return row
 
 
-def row_boxes(row: Any) -> list[Detection]:
+def row_boxes(row: Any) -> list[Any]:
     """The boxes of a row of output.csv (none for a row without them)."""
     text = row.get("boxes") if hasattr(row, "get") else None
     if not isinstance(text, str) or not text.strip():
