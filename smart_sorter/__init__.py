@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
         return sort_images
     if name == "evaluate":
-        from .validation.evaluation import evaluate
+        from .validation.measuring import evaluate
 
         return evaluate
     if name == "code_images":

@@ -131,6 +131,47 @@ def test_tiles_boxes_map_back_and_merge():
     ]
 
 
+def test_the_summary_of_a_detection_run_counts_every_file():
+    from smart_sorter.runs.outcome import SortResult
+
+    objects = parse_labels(["a rifle", "a tank", "a flag"], "{}", minimum=1)
+    boxes = {"a rifle": [{"label": "a rifle", "score": 0.9, "box": [0, 0, 5, 5]}],
+             "a tank": [{"label": "a tank", "score": 0.8, "box": [0, 0, 5, 5]}]}  # fmt: skip
+    rows = [detection_row(f"{i}.jpg", "s", boxes.get(name, []), objects, threshold=0.1)
+            for i, name in enumerate(["a rifle"] * 7 + ["a tank"] * 12 + ["none"] * 13)]  # fmt: skip
+    result = SortResult(
+        table=pd.DataFrame(rows), csv_path=Path("found/output.csv"), manifest_path=Path("m"), destination=Path("found"),
+        seconds=4.0, label_counts={"a rifle": 7, "a tank": 12, "a flag": 0, "nothing found": 13},
+        status_counts={"sorted": 19, "uncertain": 13}, detect=True,
+    )  # fmt: skip
+    assert result.found_parts() == ["19 with objects (a rifle 7, a tank 12)", "13 with nothing found"]
+    first = result.summary().splitlines()[0]
+    assert first == "Sorted 32 files in 4.0 s: 19 with objects (a rifle 7, a tank 12), 13 with nothing found.", first
+    assert "of 32" not in result.summary()
+
+
+def test_a_videos_row_gathers_its_frames_boxes_with_their_times():
+    from smart_sorter.core.detections import video_detection_row
+    from smart_sorter.core.videos import FRAME_DETAIL
+
+    objects = parse_labels(["a rifle", "a flag"], "{}", minimum=1)
+    rifle = lambda score, x: {"label": "a rifle", "score": score, "box": [x, 0, x + 5, 5]}  # noqa: E731
+    frames = [(0.25, [rifle(0.4, 0), rifle(0.3, 9)]), (0.75, []), (1.25, [rifle(0.8, 2)])]
+    row = video_detection_row("v.mp4", "s", frames, 1.5, objects, threshold=0.1)
+    assert (row["kind"], row["frames"], row["duration"], row["label"], row["time"]) == (
+        "video",
+        3,
+        1.5,
+        "a rifle",
+        1.25,
+    )
+    assert [(box["score"], box["time"]) for box in json.loads(row["boxes"])] == [(0.8, 1.25), (0.4, 0.25), (0.3, 0.25)]
+    assert (row["count:a rifle"], row["count:a flag"]) == (2, 0)  # the most in one frame, not 3 in all
+    assert row[FRAME_DETAIL] == [[0.25, "a rifle", 0.4], [0.75, "", ""], [1.25, "a rifle", 0.8]]
+    empty = video_detection_row("w.mp4", "t", [(0.5, [])], None, objects, threshold=0.1)
+    assert (empty["status"], empty["time"], empty["duration"], empty["objects"]) == ("uncertain", "", "", "")
+
+
 def test_detect_options():
     assert SortOptions(detect=True).model == DEFAULT_DETECTOR
     assert SortOptions(detect=True, model="x/y").model == "x/y"
@@ -199,30 +240,84 @@ def test_a_detection_move_killed_and_run_again_places_each_file_once_and_undo_re
 
 
 @pytest.mark.slow
-def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(tiny_owlv2, tmp_path):
+@pytest.mark.parametrize(
+    ("model_fixture", "threshold", "views_expected"),
+    [("tiny_owlv2", 0.5, 7), ("tiny_grounding_dino", 0.3, 9)],
+)  # OWLv2: the whole image and 3 x 2 tiles of 128 pixels (its input); Grounding DINO: 4 x 2 tiles of 115 (>= 64)
+def test_tiled_detection_is_the_pipeline_on_each_tile_mapped_back_and_merged(
+    request, model_fixture, threshold, views_expected, tmp_path
+):
     from transformers import pipeline
 
     from smart_sorter.core.tiling import tile_boxes
+    from smart_sorter.pipeline.detector import Detector
 
+    model = request.getfixturevalue(model_fixture)
     folder = tmp_path / "big"
     folder.mkdir()
     image = noise_image(3).resize((300, 200))
     image.save(folder / "big.png")
-    result = sort_images(folder, tmp_path / "found", detect=OBJECTS, model=str(tiny_owlv2), threshold=0.5, tiles=2,
+    result = sort_images(folder, tmp_path / "found", detect=OBJECTS, model=str(model), threshold=threshold, tiles=2,
                          progress_bar=False)  # fmt: skip
     ours = json.loads(result.table["boxes"][0])
-    views = tile_boxes(300, 200, 2, min_side=128)
-    assert len(views) == 7  # the whole image and 3 x 2 tiles of 128 pixels, the tiny OWLv2's input
-    detector = pipeline("zero-shot-object-detection", model=str(tiny_owlv2))
+    views = tile_boxes(300, 200, 2, min_side=Detector(str(model)).input_side)
+    assert len(views) == views_expected
+    detector = pipeline("zero-shot-object-detection", model=str(model))
     per_view = [
         [{"label": f["label"], "score": f["score"], "box": [f["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")]}
-         for f in detector(image.crop(view), candidate_labels=OBJECTS, threshold=0.5)]
+         for f in detector(image.crop(view), candidate_labels=OBJECTS, threshold=threshold)]
         for view in views
     ]  # fmt: skip
     expected = merge_views(per_view, views)
     assert len(expected) < sum(len(found) for found in per_view)  # overlapping boxes were merged
     _assert_same_boxes(ours, expected)
     assert json.loads((tmp_path / "found" / "smart-sorter-run.json").read_text())["tiles"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tiles", [0, 2])
+def test_a_second_search_for_other_objects_skips_the_image_tower_and_finds_the_same(
+    tiny_owlv2, odd_images, tmp_path, monkeypatch, tiles
+):
+    from smart_sorter.pipeline.detector import Detector
+
+    monkeypatch.setenv("SMART_SORTER_HOME", str(tmp_path / "home"))  # an empty cache
+    towers = []
+
+    def run(objects: list[str], name: str, **options) -> pd.DataFrame:
+        detector = Detector(str(tiny_owlv2), device="cpu").load()
+        original = detector.image_side
+        detector.image_side = lambda pixels: towers.append(len(pixels)) or original(pixels)
+        return sort_images(odd_images, tmp_path / name, detect=objects, model=str(tiny_owlv2), threshold=0.5,
+                           tiles=tiles, encoder=detector, progress_bar=False, **options).table  # fmt: skip
+
+    run(["a cat", "a dog"], "first")
+    assert towers and sum(towers) >= 5
+    towers.clear()
+    second = run(["a red car", "a dog", "a bird"], "second")
+    assert towers == []  # every file's image side came from the cache: the image tower did not run
+    uncached = run(["a red car", "a dog", "a bird"], "uncached", use_cache=False)
+    assert sum(towers) >= 5
+    assert second["file"].tolist() == uncached["file"].tolist()
+    found = 0
+    for cached_boxes, fresh_boxes in zip(second["boxes"], uncached["boxes"]):
+        ours, theirs = json.loads(cached_boxes), json.loads(fresh_boxes)
+        assert [(f["label"], f["box"]) for f in ours] == [(f["label"], f["box"]) for f in theirs]
+        assert np.allclose([f["score"] for f in ours], [f["score"] for f in theirs], atol=1e-4, rtol=0)
+        found += len(ours)
+    assert found > 0
+    assert second["label"].tolist() == uncached["label"].tolist()
+
+
+def test_grounding_dino_reads_image_and_text_together_so_nothing_is_cached(tiny_grounding_dino, tmp_path):
+    from smart_sorter.pipeline.detection_scorer import DetectionScorer
+    from smart_sorter.pipeline.detector import Detector
+    from smart_sorter.pipeline.embedding_cache import EmbeddingCache
+
+    detector = Detector(str(tiny_grounding_dino), device="cpu").load()
+    scorer = DetectionScorer(detector, parse_labels(OBJECTS, "{}", minimum=1), threshold=0.3,
+                             cache=EmbeddingCache(tmp_path / "home"))  # fmt: skip
+    assert scorer.cache is None and scorer.cached_hashes == frozenset()
 
 
 def test_boxes_are_drawn_on_thumbnails_in_pixels_of_the_original(tmp_path):
@@ -256,6 +351,10 @@ def test_the_report_and_the_form_show_boxes_of_a_detection_run(tiny_owlv2, odd_i
     assert "Finished" in app.status.value, app.status.value
     table = pd.read_csv(out / "output.csv", keep_default_na=False)
     assert len(table) == 5 and "boxes" in table.columns
+    found = int((table["status"] == "sorted").sum())
+    assert f"5 files sorted, {found} with objects" in app.status.value, app.status.value  # every file counted
+    if found < 5:
+        assert f"{5 - found} with nothing found" in app.status.value
     manifest = json.loads((out / "smart-sorter-run.json").read_text())
     assert manifest["options"]["detect"] is True and manifest["detect"] is True
     boxed = table[table["boxes"] != "[]"].iloc[0]
@@ -309,6 +408,26 @@ def test_evaluate_measures_presence_per_object(tmp_path, capsys):
     assert "Objects found, against hand labels" in report and "Evaluation against hand labels" not in report
     assert main(["evaluate", "--results", str(out), "--truth", str(truth), "--report", str(tmp_path / "r.html")]) == 0
     assert "Objects found, against hand labels" in (tmp_path / "r.html").read_text()
+
+
+def test_the_python_evaluate_measures_presence_on_a_detection_run_by_itself(tmp_path):
+    import smart_sorter
+    from smart_sorter.validation.evaluation import Evaluation
+    from smart_sorter.validation.presence import PresenceEvaluation, evaluate_presence
+
+    out = _detection_results(tmp_path)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("file,objects\na.jpg,a rifle\nb.jpg,a flag\nc.jpg,none\nd.jpg,a flag; a rifle\n")
+    expected = evaluate_presence(out, truth).per_object
+    for results in (out, out / "output.csv", pd.read_csv(out / "output.csv", keep_default_na=False)):
+        measured = smart_sorter.evaluate(results, truth)
+        assert isinstance(measured, PresenceEvaluation), type(measured)
+        assert measured.per_object.equals(expected)
+    assert "Presence of each object" in smart_sorter.evaluate(out, truth).summary()
+    sorting = tmp_path / "sorting.csv"  # a label run's table is evaluated as before
+    sorting.write_text("file,label,score,status,destination\na.jpg,a rifle,0.9,sorted,a rifle/a.jpg\n")
+    (tmp_path / "labels.csv").write_text("file,label\na.jpg,a rifle\n")
+    assert isinstance(smart_sorter.evaluate(sorting, tmp_path / "labels.csv"), Evaluation)
 
 
 @pytest.mark.slow

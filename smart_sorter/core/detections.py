@@ -17,6 +17,7 @@ import numpy as np
 from .labels import LabelSet
 from .rows import BASE_COLUMNS, make_row
 from .tiling import Box, box_to_image, non_maximum_suppression
+from .videos import FRAME_DETAIL, VIDEO_COLUMNS
 
 NOTHING_FOUND = "nothing found"  # the folder of files in which no object was found
 DETECTION_THRESHOLD = 0.1  # the transformers pipeline's own default
@@ -29,10 +30,16 @@ class Detection(TypedDict):
     box: list[int]
 
 
+class FrameDetection(Detection, total=False):
+    time: float  # a video's box: the time (seconds) of the frame it is in
+
+
 def detection_columns(top_k: int, objects: Sequence[str]) -> tuple[str, ...]:
-    """output.csv's columns in detection mode: the base ones, the runner-up objects, what was found and where."""
+    """output.csv's columns in detection mode: the base ones, a video's, the runner-up objects, what was found
+    and where."""
     runners_up = tuple(f"{name}_{rank}" for rank in range(2, top_k + 1) for name in ("label", "score"))
-    return BASE_COLUMNS + runners_up + ("objects", "copies", "boxes") + tuple(f"count:{name}" for name in objects)
+    found = ("objects", "copies", "boxes") + tuple(f"count:{name}" for name in objects)
+    return BASE_COLUMNS + VIDEO_COLUMNS + runners_up + found
 
 
 def kept_detections(detections: Sequence[Detection], objects: LabelSet, threshold: float | None) -> list[Detection]:
@@ -100,13 +107,44 @@ def detection_row(
         status="sorted" if kept else "uncertain",
     )
     row["objects"] = "; ".join(names)
-    row["boxes"] = json.dumps([{"label": f["label"], "score": f["score"], "box": f["box"]} for f in kept])
+    row["boxes"] = json.dumps([{key: f[key] for key in ("label", "score", "box", "time") if key in f} for f in kept])
     for name in objects.categories:
         row[f"count:{name}"] = sum(1 for found in kept if found["label"] == name)
     return row
 
 
-def row_boxes(row: Any) -> list[Detection]:
+def video_detection_row(
+    relative: str,
+    sha256: str,
+    frames: Sequence[tuple[float, Sequence[Detection]]],
+    duration: float | None,
+    objects: LabelSet,
+    *,
+    threshold: float | None,
+    top_k: int | None = None,
+) -> dict[str, Any]:
+    """A video's row from its sampled frames' detections, (time, detections) each: the objects found in any
+    frame, each box with the `time` of its frame; `time` is the best box's; `count:<object>` the most boxes of
+    it in one frame (the same object in several frames is one object); each frame's best box for frames.csv."""
+    moments = [round(float(time), 3) for time, _ in frames]
+    timed: list[FrameDetection] = [
+        {**found, "time": moment} for moment, (_, found_in) in zip(moments, frames) for found in found_in
+    ]
+    row = detection_row(relative, sha256, timed, objects, threshold=threshold, top_k=top_k)
+    kept: list[FrameDetection] = row_boxes(row)  # best first
+    in_frame = {moment: [found for found in kept if found["time"] == moment] for moment in moments}
+    row.update(kind="video", frames=len(frames), duration="" if duration is None else round(float(duration), 3))
+    row["time"] = kept[0]["time"] if kept else ""
+    for name in objects.categories:
+        row[f"count:{name}"] = max((sum(f["label"] == name for f in found) for found in in_frame.values()), default=0)
+    row[FRAME_DETAIL] = [
+        [moment, found[0]["label"], found[0]["score"]] if found else [moment, "", ""]
+        for moment, found in in_frame.items()
+    ]
+    return row
+
+
+def row_boxes(row: Any) -> list[Any]:
     """The boxes of a row of output.csv (none for a row without them)."""
     text = row.get("boxes") if hasattr(row, "get") else None
     if not isinstance(text, str) or not text.strip():

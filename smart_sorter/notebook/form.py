@@ -618,11 +618,11 @@ class SorterApp(widgets.VBox):
         total = sum(result.status_counts.values())
         sorted_files = result.status_counts.get("sorted", 0)
         parts = [f"{sorted_files} of {total} files {'would be sorted' if result.dry_run else 'sorted'}"]
-        detected = NOTHING_FOUND in result.label_counts  # a detection run's uncertain files had no object
-        for status in ("uncertain", "error"):
+        if result.detect:  # every file counted: those with objects and those without
+            parts = [f"{total} files {'would be sorted' if result.dry_run else 'sorted'}", *result.found_parts()]
+        for status in ("error",) if result.detect else ("uncertain", "error"):
             if result.status_counts.get(status):
-                said = "with nothing found" if status == "uncertain" and detected else status
-                parts.append(f"{result.status_counts[status]} {said}")
+                parts.append(f"{result.status_counts[status]} {status}")
         where = f"<code>{html.escape(str(result.csv_path))}</code>"
         if result.resumed_files:
             parts.append(f"{result.resumed_files} of them done by the earlier, interrupted run")

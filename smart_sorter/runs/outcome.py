@@ -48,6 +48,7 @@ class SortResult:
     dry_run: bool = False  # a plan: no file was placed
     # this run's embedding cache hits and misses: {"images": {"hits", "misses"}, "frames": {...}}; None without cache
     cache: dict[str, dict[str, int]] | None = None
+    detect: bool = False  # a detection run: `label_counts` are files per best object, then `nothing found`
 
     @property
     def errors(self) -> int:
@@ -79,6 +80,22 @@ class SortResult:
         ]
         return [f"  From the embedding cache: {' and '.join(parts)} (no model pass for them)."]
 
+    def found_parts(self) -> list[str]:
+        """A detection run's files in words: ['19 with objects (a rifle 7, a tank 12)', '13 with nothing found'],
+        each object counted once per file, by the file's best object (its copies are in the others' folders)."""
+        with_objects = self.status_counts.get("sorted", 0)
+        objects = set(self.objects)
+        named = ", ".join(f"{name} {count}" for name, count in self.label_counts.items() if count and name in objects)
+        parts = [f"{with_objects} with objects" + (f" ({named})" if named else "")]
+        if self.status_counts.get("uncertain"):
+            parts.append(f"{self.status_counts['uncertain']} with nothing found")
+        return parts
+
+    @property
+    def objects(self) -> list[str]:
+        """The objects a detection run looked for (its label columns' names), in the user's order."""
+        return [column[len("count:") :] for column in self.table.columns if column.startswith("count:")]
+
     def summary(self) -> str:
         """A short human summary: files per label, errors, time and where the table is."""
         total = sum(self.status_counts.values())
@@ -93,8 +110,11 @@ class SortResult:
             new = total - self.resumed_files
             timing += f" ({self.model_seconds:.1f} s loading the model, then {new / sorting:.1f} files/s)"
         verb = "Planned" if self.dry_run else "Sorted"
-        lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
-        lines += count_lines(self.label_counts)
+        if self.detect:  # every file counted: those with objects and those without
+            lines = [f"{verb} {total} files in {timing}: {', '.join(self.found_parts())}."]
+        else:
+            lines = [f"{verb} {self.status_counts.get('sorted', 0)} of {total} files in {timing}."]
+            lines += count_lines(self.label_counts)
         if self.errors:
             lines.append(f"  {self.errors} file(s) could not be read or placed: see the 'error' column.")
         lines += self._video_lines()

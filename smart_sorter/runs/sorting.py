@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..core.detections import detection_row
 from ..core.folders import target_folder
 from ..core.labels import LabelSet
-from ..core.rows import BASE_COLUMNS, count_rows, make_row, row_tags
+from ..core.rows import BASE_COLUMNS, count_rows, row_tags
 from ..errors import DestinationError, LabelError, SourceError
 from ..options import MANIFEST_FILE_NAME, MEGABYTE, PLAN_MANIFEST_NAME, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
+from ..pipeline.detection_media import DetectionMedia
 from ..pipeline.detection_scorer import DetectionScorer, example_objects
 from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
@@ -34,7 +34,7 @@ from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
 from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.gpu import decoded_on_device, gpu_decoding_device
 from ..pipeline.media import CacheCounts, MediaScorer, frame_chunks
-from ..pipeline.reading import Prepared, prepared_stream
+from ..pipeline.reading import Prepared
 from ..storage.frame_table import write_frame_table
 from ..storage.journal import Journal, JournalState, journal_path, read_journal
 from ..storage.lock import DestinationLock
@@ -319,6 +319,7 @@ class Sorter:
             already_done=already_done,
             dry_run=self.options.dry_run,
             cache=None if already_done else manifest.get("cache"),
+            detect=self.options.detect,
         )
 
     # The batch loop ------------------------------------------------------------------------------
@@ -345,16 +346,16 @@ class Sorter:
         from tqdm.auto import tqdm
 
         options = self.options
-        cache = EmbeddingCache() if options.use_cache and not options.detect else None
+        cache = EmbeddingCache() if options.use_cache else None  # detection: OWL models' image side
         scorer = self._scorer(plan, cache)
         jpeg_device = self._jpeg_device() if isinstance(scorer, BatchScorer) else None
         if jpeg_device is not None:
             scorer.decode_jpegs_on(jpeg_device)
         for advice in scorer.label_advice(plan.labels.categories):
             self.notify(advice)
-        # videos: their frames scored in the same batches (detection looks at images alone)
-        media = None if options.detect else MediaScorer(scorer, options)
-        self._cache_counts = media.counts if media is not None and cache is not None else None
+        # videos: their frames scored (or searched for objects) in the same batches as images
+        media = DetectionMedia(scorer, options) if isinstance(scorer, DetectionScorer) else MediaScorer(scorer, options)
+        self._cache_counts = media.counts if cache is not None and not options.detect else None
         scored = [0]  # files this call has done, counted by the placing thread
 
         def place_and_record(chunk: list[Prepared], scores: Any) -> None:
@@ -374,7 +375,7 @@ class Sorter:
             placing: Future[None] | None = None
             for number, chunk in enumerate(frame_chunks(stream, options.batch_size)):
                 valid = [item for item in chunk if not item.error]
-                scores = (media or scorer).score(valid) if valid else None
+                scores = media.score(valid) if valid else None
                 if placing is not None:
                     placing.result()  # raises DiskFullError and stops the run
                 placing = placer.submit(place_and_record, chunk, scores)
@@ -393,24 +394,20 @@ class Sorter:
         options = self.options
         if options.detect:
             return DetectionScorer(
-                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles, examples=options.by_example
-            )
+                self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles,
+                examples=options.by_example, cache=cache, preprocess=options.preprocess,
+            )  # fmt: skip
         return BatchScorer(
             self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
             batch_size=options.batch_size, cache=cache, multi_label=options.multi_label, tiles=options.tiles,
         )  # fmt: skip
 
-    def _stream(self, files: list[FoundFile], scorer: Any, media: MediaScorer | None) -> Iterator[Prepared]:
+    def _stream(self, files: list[FoundFile], scorer: Any, media: MediaScorer) -> Iterator[Prepared]:
         """The files read, hashed and prepared ahead of the model, in order (files tried again are read anew)."""
         options = self.options
         reading = dict(workers=self.decode_workers(), lookahead=2 * options.batch_size,
                        max_bytes=options.max_image_mb * MEGABYTE)  # fmt: skip
-        if media is not None:
-            stream = media.stream(files, distrusted=self._retried, **reading)
-        else:
-            trusted = [found for found in files if found.relative not in self._retried]
-            stream = prepared_stream(files, scorer.prepare, known_hashes=scorer.known_hashes(trusted),
-                                     cached=scorer.cached_hashes, **reading)  # fmt: skip
+        stream = media.stream(files, distrusted=self._retried, **reading)
         if getattr(scorer, "jpeg_device", None) is None:
             return stream
         preprocessor = scorer.preprocessor  # JPEGs left as bytes by the workers: decoded a batch at a time
@@ -422,22 +419,9 @@ class Sorter:
             return self.decode_device
         return gpu_decoding_device(getattr(self.encoder, "device", "cpu"))
 
-    def _rows(
-        self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer | None
-    ) -> list[dict[str, Any]]:
+    def _rows(self, chunk: list[Prepared], scores: Any, plan: RunPlan, media: MediaScorer) -> list[dict[str, Any]]:
         """The rows of one batch: `scores` are those of its files without an error (detection mode: their boxes)."""
-        if media is not None:
-            return media.rows(chunk, scores, plan.labels)
-        options = self.options
-        found = iter(scores or ())
-        return [
-            make_row(item.found.relative, item.sha256, status="error", error=item.error) if item.error
-            else detection_row(
-                item.found.relative, item.sha256, next(found), plan.labels, threshold=options.threshold,
-                top_k=options.top_k,
-            )
-            for item in chunk
-        ]  # fmt: skip
+        return media.rows(chunk, scores, plan.labels)
 
     def _to_place(self, item: Prepared, row: dict[str, Any], plan: RunPlan) -> ToPlace:
         path = item.found.path

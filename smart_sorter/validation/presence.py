@@ -79,7 +79,9 @@ def evaluate_presence(results: Any, truth: Any, *, objects: list[str] | None = N
     if objects is None and isinstance(results, (str, Path)):
         folder = Path(results) if Path(results).is_dir() else Path(results).parent
         objects = [str(name) for name in read_manifest(folder).get("labels", [])] or None
-    objects = objects or sorted({name for text in table["objects"].astype(str) for name in text.split("; ") if name})
+    counted = [column[len("count:") :] for column in table.columns if column.startswith("count:")]  # the run's order
+    objects = objects or counted or sorted({name for text in table["objects"].astype(str) for name in text.split("; ")
+                                            if name})  # fmt: skip
     hand = read_hand_labels(_hand_objects(truth))
     if hand.table.empty:
         raise hand.unfilled_error() if hand.waiting else SourceError(f"{hand.name} holds no hand-labelled file.")
