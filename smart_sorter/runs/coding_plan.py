@@ -9,7 +9,6 @@ ever written into a source folder.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from ..pipeline.finding import FoundFile, Skip, find_images
 from ..storage.journal import journal_path
 from ..storage.layout import folder_path
 from ..storage.tables import read_results
-from .planning import check_paths
+from .planning import check_paths, refuse_read_only_folders
 
 
 @dataclass(frozen=True)
@@ -102,15 +101,7 @@ def _check_placing(
             f"{str(source)!r} is a sorting's destination: its files belong to that run (its output.csv and undo)."
             " Copy them into the coding's folders instead (--operation copy)."
         )
-    folders = sorted({found.path.parent for found in files})
-    locked = [folder for folder in folders if not os.access(folder, os.W_OK)]
-    if locked:
-        raise SourceError(
-            f"Moving removes files from the source, but {str(locked[0])!r}"
-            + (f" and {len(locked) - 1} other folder(s)" if len(locked) > 1 else "")
-            + " cannot be written to (read-only). Copy instead (--operation copy), or make it writable;"
-            " nothing was moved."
-        )
+    refuse_read_only_folders(files, "--operation copy")
 
 
 def plan_coding(source: Path, destination: Path | None, codebook: Codebook, options: CodingOptions) -> CodingPlan:

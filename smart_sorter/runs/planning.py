@@ -3,6 +3,7 @@ is (its folders, its table, the settings a resumed run must share). Nothing here
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,17 @@ def check_same_run(state: JournalState, plan: RunPlan, *, finished: bool) -> Non
     keys = dict.fromkeys([*plan.settings, *state.settings])  # a setting left at its default is not recorded
     differences = [key for key in keys if state.settings.get(key) != plan.settings.get(key)]
     raise OtherRunError(plan.destination, differences, finished=finished)
+
+
+def refuse_read_only_folders(files: list[Any], copy_instead: str) -> None:
+    """Moving removes files from the source: a folder of `files` that cannot be written to is refused before
+    anything moves; `copy_instead` names the copy setting as the user gives it."""
+    folders = sorted({found.path.parent for found in files})
+    locked = [folder for folder in folders if not os.access(folder, os.W_OK)]
+    if locked:
+        raise SourceError(
+            f"Moving removes files from the source, but {str(locked[0])!r}"
+            + (f" and {len(locked) - 1} other folder(s)" if len(locked) > 1 else "")
+            + f" cannot be written to (read-only). Copy instead ({copy_instead}), or make it writable;"
+            " nothing was moved."
+        )

@@ -41,7 +41,7 @@ from ..storage.lock import DestinationLock
 from ..storage.organising import Organiser, Recovery, ToPlace, recover
 from ..storage.tables import CsvLog, read_manifest, write_manifest
 from .outcome import Progress, SortResult, spoken_duration
-from .planning import RunPlan, check_same_run, plan_run
+from .planning import RunPlan, check_same_run, plan_run, refuse_read_only_folders
 
 Notify = Callable[[str], None]
 Observe = Callable[[Progress], None]
@@ -168,15 +168,7 @@ class Sorter:
         """Moving removes files from the source: a read-only source folder is refused before anything moves."""
         if self.options.operation != "move" or self.options.dry_run:
             return
-        folders = sorted({found.path.parent for found in scan.files})
-        locked = [folder for folder in folders if not os.access(folder, os.W_OK)]
-        if locked:
-            raise SourceError(
-                f"Moving removes files from the source, but {str(locked[0])!r}"
-                + (f" and {len(locked) - 1} other folder(s)" if len(locked) > 1 else "")
-                + " cannot be written to (read-only). Copy instead (operation copy), or make it writable;"
-                " nothing was moved."
-            )
+        refuse_read_only_folders(scan.files, "operation copy")
 
     def _state(self, plan: RunPlan) -> JournalState:
         """The journal of an earlier run in the destination, checked to be this run's."""
