@@ -175,6 +175,10 @@ class _ModelHolder:
         return parts
 
 
+def _image_size(network: Any) -> int:
+    return int(getattr(getattr(network.config, "vision_config", None), "image_size", 224))
+
+
 def _auto_is_known(requested_device: str) -> bool:
     """Whether `auto` precision can be told without timing the image tower (CUDA, or a CPU without bf16)."""
     from .precision import native_bf16
@@ -188,7 +192,10 @@ class DualEncoder(_ModelHolder):
 
     `precision` is that of the image tower (`precision.choose_precision`; the text tower stays
     fp32). With `towers="text"` only the text tower is loaded at first (a re-sort from cached
-    embeddings needs no more); the whole model is loaded when an image has to be embedded.
+    embeddings needs no more); the whole model is loaded when an image has to be embedded. With
+    `streamline`, a CLIP image tower computes only what the embedding needs
+    (`streamlining.streamlined_embedder`); without it (the exact preprocessing) images go through
+    the model's own `get_image_features`.
     """
 
     kind = "dual"
@@ -201,6 +208,7 @@ class DualEncoder(_ModelHolder):
         revision: str | None = None,
         precision: str = "auto",
         towers: str = "both",
+        streamline: bool = True,
         parts: tuple[Any, Any, Any] | None = None,
     ) -> None:
         from .precision import PRECISIONS
@@ -210,7 +218,9 @@ class DualEncoder(_ModelHolder):
         super().__init__(model, device=device, revision=revision, parts=parts)
         self.requested_precision = precision
         self.towers = towers
+        self.streamline = streamline
         self.precision = "fp32"  # of the image tower, once loaded
+        self._streamlined: Any = None  # pixels -> embeddings by the class token, when the tower allows it
 
     @cached_property
     def _parts(self) -> tuple[Any, Any, Any]:
@@ -240,6 +250,10 @@ class DualEncoder(_ModelHolder):
                 self.precision = "fp16"
             return network, tokenizer, processor
         self.precision = self._remembered_or_chosen(network, device)
+        if self.streamline:  # on the fp32 weights, before any cast
+            from .streamlining import streamlined_embedder
+
+            self._streamlined = streamlined_embedder(network, _image_size(network))
         if self.precision != "fp32":
             set_image_precision(network, self.precision)
         return network, tokenizer, processor
@@ -252,8 +266,7 @@ class DualEncoder(_ModelHolder):
         key = choice_key(self.model_id, self.revision, device)
         if self.requested_precision == "auto" and (remembered := remembered_precision(key)):
             return remembered
-        image_size = getattr(getattr(network.config, "vision_config", None), "image_size", 224)
-        timer = image_pass_timer(network, int(image_size), device)
+        timer = image_pass_timer(network, _image_size(network), device)
         precision = choose_precision(self.requested_precision, device, time_pass=timer)
         if self.requested_precision == "auto":
             remember_precision(key, precision)
@@ -303,6 +316,12 @@ class DualEncoder(_ModelHolder):
         return _describe(self, self.network, str(self.device), self.image_dtype)
 
     @property
+    def streamlined(self) -> bool:
+        """Whether images are embedded by the streamlined tower (`streamlining`), not the model's own pass;
+        the same numbers within rounding, so neither the manifest nor the cache's key tells them apart."""
+        return self._streamlined is not None
+
+    @property
     def head(self) -> ScoreHead:
         network = self.network
         if hasattr(network, "logit_scale"):
@@ -338,7 +357,10 @@ class DualEncoder(_ModelHolder):
         self.load_image_tower()
         with torch.inference_mode():
             pixels = to_device(pixel_values, self.device, self.image_dtype)
-            output = self.network.get_image_features(pixel_values=pixels)
+            if self._streamlined is not None:
+                output = self._streamlined(pixels)
+            else:
+                output = self.network.get_image_features(pixel_values=pixels)
         return _embedding(output).float().cpu().numpy()
 
 
@@ -379,14 +401,35 @@ class PipelineClassifier(_ModelHolder):
 
 
 def load_encoder(
-    model: str, *, device: str = "auto", revision: str | None = None, precision: str = "auto", towers: str = "both"
+    model: str,
+    *,
+    device: str = "auto",
+    revision: str | None = None,
+    precision: str = "auto",
+    towers: str = "both",
+    streamline: bool = True,
 ) -> DualEncoder | PipelineClassifier:
     """Load `model` once: a DualEncoder when it has separate towers, else a PipelineClassifier.
 
-    `precision` and `towers` (see DualEncoder) apply to a dual encoder."""
+    `precision`, `towers` and `streamline` (see DualEncoder) apply to a dual encoder."""
     text_only = towers == "text" and (precision != "auto" or _auto_is_known(device))
     parts = load_model_parts(model, revision=revision, text_only=text_only)
     if not is_dual_encoder(parts[0]):
         return PipelineClassifier(model, device=device, revision=revision, parts=parts).load()
-    encoder = DualEncoder(model, device=device, revision=revision, precision=precision, towers=towers, parts=parts)
+    encoder = DualEncoder(
+        model, device=device, revision=revision, precision=precision, towers=towers, streamline=streamline, parts=parts
+    )
     return encoder.load()
+
+
+def load_encoder_for(options: Any, *, precision: str | None = None, towers: str = "both") -> Any:
+    """`load_encoder` with a run's settings (`SortOptions`): its model, device and revision, its precision
+    (or `precision`, as recorded by an earlier run), streamlined unless the preprocessing is exact."""
+    return load_encoder(
+        options.model,
+        device=options.device,
+        revision=options.revision,
+        precision=precision or options.model_precision,
+        towers=towers,
+        streamline=options.preprocess != "exact",
+    )

@@ -20,7 +20,7 @@ from ..errors import DestinationError, PlacementError
 from ..options import DEFAULT_TEMPLATE, MEGABYTE, UNCERTAIN_FOLDER, SortOptions
 from ..pipeline.batch_scorer import BatchScorer
 from ..pipeline.embedding_cache import EmbeddingCache
-from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
+from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder_for
 from ..pipeline.finding import FoundFile
 from ..pipeline.media import MediaScorer, frame_chunks
 from ..storage.finished import FinishedRun
@@ -83,8 +83,7 @@ def resort(
         settings = {**run.state.settings, "prompts": label_set.as_dict(), "prompt_mode": prompt_mode,
                     "threshold": threshold, "margin": margin}  # fmt: skip
         run.journal.write("run", settings=settings, resort=True)
-        encoder = encoder or load_encoder(options.model, device=options.device, revision=options.revision,
-                                          precision=recorded_precision(run.manifest), towers="text")  # fmt: skip
+        encoder = encoder or load_encoder_for(options, precision=recorded_precision(run.manifest), towers="text")
         moved, unchanged, problems = _move_to_new_labels(run, encoder, label_set, folder_paths, options)
         columns = csv_columns(options.top_k, label_set.categories if options.multi_label else ())
         run.rewrite_tables(columns=columns, categories=label_set.categories, labels=list(label_set.categories),

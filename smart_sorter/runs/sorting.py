@@ -30,7 +30,7 @@ from ..pipeline.detection_media import DetectionMedia
 from ..pipeline.detection_scorer import DetectionScorer, example_objects
 from ..pipeline.detector import Detector
 from ..pipeline.embedding_cache import EmbeddingCache
-from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder
+from ..pipeline.encoder import DualEncoder, PipelineClassifier, load_encoder_for
 from ..pipeline.finding import FoundFile, Scan, find_images
 from ..pipeline.gpu import decoded_on_device, gpu_decoding_device
 from ..pipeline.media import CacheCounts, MediaScorer, frame_chunks
@@ -125,9 +125,7 @@ class Sorter:
             )
         if self._encoder is None:
             options = self.options
-            self._encoder = load_encoder(
-                options.model, device=options.device, revision=options.revision, precision=options.model_precision
-            )
+            self._encoder = load_encoder_for(options)
         return self._encoder.load()
 
     # Planning ------------------------------------------------------------------------------------
