@@ -181,3 +181,32 @@ def test_the_model_line_shows_device_dtype_and_precision_when_recorded():
     assert facts == {"model": "openai/clip-vit-base-patch32", "device": "cuda:0", "dtype": "float16",
                      "precision": "fp16"}  # fmt: skip
     assert html_report.model_facts({"options": {"model": "local/model"}}) == {"model": "local/model"}
+
+
+@pytest.mark.slow
+def test_evaluate_with_a_report_reads_the_table_under_the_runs_lock(sorted_shapes, tmp_path, monkeypatch):
+    """The table evaluated is the one the report shows: no undo or resort can change it in between."""
+    from smart_sorter.errors import BusyError
+    from smart_sorter.storage import tables
+    from smart_sorter.storage.lock import DestinationLock
+
+    out, truth = sorted_shapes
+    truth_csv = hand_labels(out, truth, tmp_path)
+    held_while_read = []
+    read_results = tables.read_results
+
+    def reading(path):
+        try:  # another process would find the destination busy now
+            DestinationLock(out, "undo").check_free()
+            held_while_read.append(False)
+        except BusyError:
+            held_while_read.append(True)
+        return read_results(path)
+
+    monkeypatch.setattr(tables, "read_results", reading)
+    report = tmp_path / "report.html"
+    assert main(["evaluate", "--results", str(out), "--truth", str(truth_csv), "--report", str(report)]) == 0
+    assert held_while_read and all(held_while_read) and report.is_file()
+    held_while_read.clear()
+    assert main(["evaluate", "--results", str(out), "--truth", str(truth_csv)]) == 0  # no report: no lock needed
+    assert held_while_read == [False]

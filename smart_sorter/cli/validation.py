@@ -67,10 +67,15 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
     def work() -> TextReport:
         destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
-        if arguments.report is not None:  # refused before the work, not after it
-            from ..validation.html_report import report_path
+        if arguments.report is None:
+            return evaluated(destination)
+        from ..validation.html_report import report_lock, report_path
 
-            report_path(destination, arguments.report, force=arguments.force)
+        report_path(destination, arguments.report, force=arguments.force)  # refused before the work, not after
+        with report_lock(destination):  # the table the report shows is the one evaluated: no run changes it between
+            return evaluated(destination)
+
+    def evaluated(destination: Path) -> TextReport:
         table = read_results(arguments.results)
         if is_detection_table(table):  # a detection run: is each object found where it is?
             return _presence_report(arguments, table, destination)
@@ -93,7 +98,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
             from ..validation.html_report import write_report
 
             written = write_report(destination, arguments.report, results=table, evaluation=evaluation,
-                                   blur=arguments.blur, force=arguments.force)  # fmt: skip
+                                   blur=arguments.blur, force=arguments.force, locked=True)  # fmt: skip
             lines.append(f"Report: {written}")
         return TextReport("\n".join(lines))
 
@@ -110,7 +115,7 @@ def _presence_report(arguments: argparse.Namespace, table: Any, destination: Pat
     from ..validation.html_report import write_report
 
     written = write_report(destination, arguments.report, results=table, presence=presence,
-                           blur=arguments.blur, force=arguments.force)  # fmt: skip
+                           blur=arguments.blur, force=arguments.force, locked=True)  # fmt: skip
     return TextReport(f"{presence.summary()}\nReport: {written}")
 
 

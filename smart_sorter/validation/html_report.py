@@ -177,16 +177,20 @@ def report_path(destination: Path, output: Path | None = None, *, force: bool = 
     return output
 
 
-def write_report(destination: Path, output: Path | None = None, *, force: bool = False, **options: Any) -> Path:
+def write_report(
+    destination: Path, output: Path | None = None, *, force: bool = False, locked: bool = False, **options: Any
+) -> Path:
     """Write the report (default: DESTINATION/report.html) and return its path. An existing file is
     replaced only with `force`, even one that appears while the report is made; nothing is written
-    into the run's source folder."""
+    into the run's source folder. `locked`: the caller holds `report_lock` already (having read the
+    table it passes in under it)."""
     output = report_path(destination, output, force=force)
-    with _run_lock(Path(destination)):  # no run changes the destination while its report is made
+    with contextlib.nullcontext() if locked else report_lock(Path(destination)):
+        # no run changes the destination while its report is made
         return publish_text(output, render_report(destination, **options), force=force)
 
 
-def _run_lock(destination: Path) -> Any:
+def report_lock(destination: Path) -> Any:
     """The destination's lock where it holds a run (a folder of hand-sorted files holds none)."""
     if not (destination / STATE_FOLDER_NAME).is_dir():
         return contextlib.nullcontext()
