@@ -290,3 +290,27 @@ def test_decoding_threads_follow_the_device_the_precision_and_the_cores(monkeypa
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert Sorter(SortOptions(), encoder=Loaded()).decode_workers() == threads
     assert Sorter(SortOptions(decode_workers=3), encoder=Loaded()).decode_workers() == 3
+
+
+@pytest.mark.parametrize("model", ["tiny_clip", "tiny_siglip"])
+def test_the_probe_times_copies_of_the_first_layers_and_leaves_the_model_as_it_was(model, request, monkeypatch):
+    import torch
+
+    from smart_sorter.pipeline import precision
+    from smart_sorter.pipeline.encoder import load_model_parts
+
+    network = load_model_parts(str(request.getfixturevalue(model)))[0]
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+    shapes = []
+    monkeypatch.setattr(precision, "_tower_pass_timer", lambda *arguments: pytest.fail("the whole tower was timed"))
+    layer = network.vision_model.encoder.layers[0]
+    original = type(layer).forward
+    monkeypatch.setattr(type(layer), "forward", lambda self, hidden, *rest, **options: (
+        shapes.append((tuple(hidden.shape), hidden.dtype)) or original(self, hidden, *rest, **options)))  # fmt: skip
+    timer = precision.image_pass_timer(network, 32, "cpu")
+    assert timer("fp32") > 0 and timer("bf16") > 0
+    tokens = (32 // network.config.vision_config.patch_size) ** 2 + 1
+    rows = {shape[0] * shape[1] for shape, _ in shapes[1:]}  # after the one-row call that checks the signature
+    assert min(rows) >= precision.PROBE_ROWS and min(rows) < precision.PROBE_ROWS + tokens
+    assert {dtype for _, dtype in shapes[1:]} == {torch.float32, torch.bfloat16}
+    assert all(torch.equal(value, before[name]) for name, value in network.state_dict().items())

@@ -26,8 +26,13 @@ from typing import Any
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # a reduced precision must be clearly faster to be chosen: within the probe's noise, fp32 is kept
 REQUIRED_GAIN = 0.8
-PROBE_BATCH = 2  # images per probe pass: a few hundred milliseconds for ViT-B/32, seconds for ViT-L/14
-PROBE_PASSES = 2  # timed passes per precision, best kept, after one warm-up pass
+# The probe times the tower's first encoder layers on as many token rows as a real batch feeds them: two
+# ViT-B/32 images (100 rows) are too few, where oneDNN's bf16 set-up outweighs its speed and fp32 won
+# one load in two on a CPU where a batch of 32 runs twice as fast in bf16.
+PROBE_ROWS = 1024  # token rows per probe pass (1,600 in a batch of 32 ViT-B/32 images)
+PROBE_LAYERS = 2  # encoder layers timed: the ratio is each layer's, and two are a fraction of the tower
+PROBE_BATCH = 2  # images per pass when the tower has no encoder layers to time (the whole tower runs)
+PROBE_PASSES = 3  # timed passes per precision, best kept, after one warm-up pass
 _CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2")
 CHOICES_FILE_NAME = "precision-choices.json"
 
@@ -166,10 +171,62 @@ def set_image_precision(network: Any, precision: str) -> None:
 
 
 def image_pass_timer(network: Any, image_size: int, device: Any) -> Callable[[str], float]:
-    """A `time_pass` for `choose_precision` that runs the loaded network's image tower.
+    """A `time_pass` for `choose_precision` on the loaded network's image tower: copies of its first
+    encoder layers on `PROBE_ROWS` token rows when it has such layers, else the whole tower on
+    `PROBE_BATCH` images. Reduced precisions are timed on copies, so the fp32 weights stay."""
+    return _layer_pass_timer(network, image_size, device) or _tower_pass_timer(network, image_size, device)
 
-    The reduced precision is timed on a copy of the image tower, so the fp32 weights are not lost
-    when fp32 turns out faster."""
+
+def _best_of_passes(run: Callable[[], Any], device: Any) -> float:
+    import torch
+
+    timings = []
+    with torch.inference_mode():
+        for _ in range(1 + PROBE_PASSES):
+            started = time.perf_counter()
+            run()
+            if str(device).startswith("mps"):
+                torch.mps.synchronize()
+            timings.append(time.perf_counter() - started)
+    return min(timings[1:])
+
+
+def _layer_pass_timer(network: Any, image_size: int, device: Any) -> Callable[[str], float] | None:
+    """Timing the first encoder layers of a ViT-like tower, or None when it has none to time."""
+    import torch
+
+    from .streamlining import layer_output
+
+    config = getattr(network.config, "vision_config", None)
+    layers = getattr(getattr(getattr(network, "vision_model", None), "encoder", None), "layers", None)
+    width, patch = getattr(config, "hidden_size", None), getattr(config, "patch_size", None)
+    if not layers or not width or not patch:
+        return None
+    tokens = (image_size // patch) ** 2 + 1
+    batch = max(1, -(-PROBE_ROWS // tokens))
+    hidden = torch.randn(batch, tokens, width, generator=torch.Generator().manual_seed(0)).to(device)
+    probe = layers[:PROBE_LAYERS]
+    try:
+        with torch.inference_mode():
+            layer_output(probe[0](hidden[:1], None))  # a layer that cannot be called so: the whole tower
+    except Exception:  # noqa: BLE001 - any other signature
+        return None
+
+    def time_pass(precision: str) -> float:
+        copies = [copy.deepcopy(layer).to(dtype=torch_dtype(precision)) for layer in probe]
+        states = hidden.to(torch_dtype(precision))
+
+        def run() -> None:
+            values = states
+            for layer in copies:
+                values = layer_output(layer(values, None))
+
+        return _best_of_passes(run, device)
+
+    return time_pass
+
+
+def _tower_pass_timer(network: Any, image_size: int, device: Any) -> Callable[[str], float]:
     import torch
 
     pixels = torch.rand(PROBE_BATCH, 3, image_size, image_size, device=device)
@@ -186,14 +243,6 @@ def image_pass_timer(network: Any, image_size: int, device: Any) -> Callable[[st
                 probe._modules[name] = copy.deepcopy(network._modules[name])
             set_image_precision(probe, precision)
         dtype = torch_dtype(precision)
-        timings = []
-        with torch.inference_mode():
-            for _ in range(1 + PROBE_PASSES):
-                started = time.perf_counter()
-                probe.get_image_features(pixel_values=pixels.to(dtype))
-                if str(device).startswith("mps"):
-                    torch.mps.synchronize()
-                timings.append(time.perf_counter() - started)
-        return min(timings[1:])
+        return _best_of_passes(lambda: probe.get_image_features(pixel_values=pixels.to(dtype)), device)
 
     return time_pass

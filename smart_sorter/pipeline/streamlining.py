@@ -73,7 +73,8 @@ def _unfold(folded: list[tuple[Any, Any]]) -> None:
             mlp.activation_fn = activation
 
 
-def _layer_output(output: Any) -> Any:
+def layer_output(output: Any) -> Any:
+    """An encoder layer's hidden states, whether it returns them alone or first in a tuple."""
     return output[0] if isinstance(output, tuple) else output
 
 
@@ -99,7 +100,7 @@ def class_token_features(network: Any, pixel_values: Any) -> Any:
     hidden = vision.pre_layrnorm(vision.embeddings(pixel_values))
     *layers, last = vision.encoder.layers
     for layer in layers:
-        hidden = _layer_output(layer(hidden, None))
+        hidden = layer_output(layer(hidden, None))
     hidden = _class_token_layer(last, hidden)
     return network.visual_projection(vision.post_layernorm(hidden[:, 0]))
 
