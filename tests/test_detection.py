@@ -522,3 +522,34 @@ def test_the_command_line_detects_with_per_object_thresholds_and_refuses_to_reso
     capsys.readouterr()
     assert main(["resort", str(out), "--labels", "a cow, a horse"]) == 1
     assert "detected objects" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_fixture", ["tiny_owlv2", "tiny_grounding_dino"])
+def test_tiled_views_go_through_the_model_batch_size_at_a_time(request, model_fixture, odd_images, tmp_path):
+    """A batch of 32 images at 3 x 3 tiles is 416 views: they are sent as a batch of images would be, not at once."""
+    from smart_sorter.pipeline.detector import Detector
+
+    model = request.getfixturevalue(model_fixture)
+    passes: list[int] = []
+
+    def run(name: str, batch_size: int) -> pd.DataFrame:
+        detector = Detector(str(model), device="cpu").load()
+        for method in ("image_side", "detect"):  # OWL models: the image tower; Grounding DINO: the whole model
+            original = getattr(detector, method)
+            setattr(detector, method, lambda values, *rest, original=original: passes.append(len(values))
+                    or original(values, *rest))  # fmt: skip
+        result = sort_images(odd_images, tmp_path / name, detect=OBJECTS, model=str(model), threshold=0.3, tiles=2,
+                             batch_size=batch_size, encoder=detector, use_cache=False, progress_bar=False)  # fmt: skip
+        return result.table
+
+    small = run("small", 2)
+    assert passes and max(passes) <= 2 and sum(passes) > 2 * len(small)  # several views per file, two at a time
+    passes.clear()
+    large = run("large", 64)
+    assert max(passes) > 2
+    assert small["file"].tolist() == large["file"].tolist()
+    for few, many in zip(small["boxes"], large["boxes"]):
+        ours, theirs = json.loads(few), json.loads(many)
+        assert [(f["label"], f["box"]) for f in ours] == [(f["label"], f["box"]) for f in theirs]
+        assert np.allclose([f["score"] for f in ours], [f["score"] for f in theirs], atol=1e-4, rtol=0)

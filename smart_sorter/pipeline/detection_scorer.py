@@ -43,8 +43,12 @@ class DetectionScorer:
         examples: bool = False,
         cache: EmbeddingCache | None = None,
         preprocess: str = "exact",
+        batch_size: int = 8,
     ) -> None:
         self.detector = detector
+        # views through the model at once: a batch of images with tiles is many views (32 images at 3x3 tiles
+        # are 32 x 13 OWLv2 inputs of 960 px), sent `batch_size` at a time like images without tiles
+        self.views_per_pass = max(1, batch_size)
         self.objects = objects
         self.tiles = tiles
         self.cutoff = lowest_threshold(objects, threshold)
@@ -92,7 +96,7 @@ class DetectionScorer:
             per_item = self._views_from_image_side(items)
         else:
             views = [view for item in items for view in item.pixels]
-            found = iter(self.detector.detect([model_input for _, model_input in views], self.cutoff))
+            found = iter(self._in_passes([model_input for _, model_input in views], self._detect))
             per_item = [([box for box, _ in item.pixels], [next(found) for _ in item.pixels]) for item in items]
         return [merge_views([self._named(found) for found in per_view], boxes, merge=self.merge)
                 for boxes, per_view in per_item]  # fmt: skip
@@ -107,8 +111,24 @@ class DetectionScorer:
             views.append(boxes)
             flat.append(sides[item.sha256][2:].reshape(len(boxes), -1, self._side_width))
         sizes = [(bottom - top, right - left) for boxes in views for left, top, right, bottom in boxes]
-        found = iter(self.detector.found_in(np.concatenate(flat), sizes, self.cutoff))
+        per_view = [side for sides_of_item in flat for side in sides_of_item]
+        found = iter(self._in_passes(list(zip(per_view, sizes)), self._found_in))
         return [(boxes, [next(found) for _ in boxes]) for boxes in views]
+
+    def _in_passes(self, values: list[Any], run: Any) -> list[Any]:
+        """`run` over `values` (one per view) `views_per_pass` at a time, the results in order."""
+        step = self.views_per_pass
+        return [result for start in range(0, len(values), step) for result in run(values[start : start + step])]
+
+    def _detect(self, inputs: list[Any]) -> list[list[Found]]:
+        return self.detector.detect(inputs, self.cutoff)
+
+    def _found_in(self, sides_and_sizes: list[tuple[np.ndarray, tuple[int, int]]]) -> list[list[Found]]:
+        sides, sizes = zip(*sides_and_sizes)
+        return self.detector.found_in(np.stack(sides), list(sizes), self.cutoff)
+
+    def _image_side_of(self, views: list[Any]) -> list[np.ndarray]:
+        return list(self.detector.image_side(np.stack(views)))
 
     @property
     def _side_width(self) -> int:
@@ -120,9 +140,10 @@ class DetectionScorer:
         fresh = [item for item in items if not item.cached]
         sides: dict[str, np.ndarray] = {}
         if fresh:
-            computed = self.detector.image_side(np.stack([values for item in fresh for _, (values, _) in item.pixels]))
+            inputs = [values for item in fresh for _, (values, _) in item.pixels]
+            computed = self._in_passes(inputs, self._image_side_of)
             ends = np.cumsum([len(item.pixels) for item in fresh])
-            for item, views in zip(fresh, np.split(computed, ends[:-1])):
+            for item, views in zip(fresh, np.split(np.stack(computed), ends[:-1])):
                 width, height = item.pixels[0][0][2:]  # the first view is the whole image
                 sides[item.sha256] = np.concatenate([[width, height], views.ravel()]).astype(np.float32)
         if self.cache is not None:

@@ -385,7 +385,7 @@ class Sorter:
         if options.detect:
             return DetectionScorer(
                 self.encoder, plan.labels, threshold=options.threshold, tiles=options.tiles,
-                examples=options.by_example, cache=cache, preprocess=options.preprocess,
+                examples=options.by_example, cache=cache, preprocess=options.preprocess, batch_size=options.batch_size,
             )  # fmt: skip
         return BatchScorer(
             self.encoder, plan.labels, preprocess=options.preprocess, prompt_mode=options.prompt_mode,
