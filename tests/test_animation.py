@@ -216,6 +216,15 @@ def test_the_report_shows_an_animation_as_a_strip_of_its_frames(tmp_path, toy_cl
                          video_frames=4, progress_bar=False, use_cache=False)  # fmt: skip
     kinds = dict(zip(result.table["file"], result.table["kind"]))
     assert kinds == {"both.gif": "video", "still.gif": "image"}
+    assert "Sorted by their frames: 1 animated image, 4 frames scored" in result.summary()
     page = render_report(tmp_path / "out")
     assert page.count('<div class="strip">') == 1 and page.count('<span class="best">') == 1
     assert "0.2s" in page and "1.2s" in page  # frames at 0.2, 0.7, 1.2 and 1.7 s
+
+
+def test_the_summary_tells_videos_from_animated_images():
+    from smart_sorter.runs.outcome import sampled_files
+
+    assert sampled_files(["a.mp4", "b.MOV"]) == "2 videos"
+    assert sampled_files(["sticker.webp"]) == "1 animated image"
+    assert sampled_files(["a.mp4", "b.gif", "c.GIF", "d.apng"]) == "1 video and 3 animated images"

@@ -55,7 +55,8 @@ class SortResult:
         return self.status_counts.get("error", 0)
 
     def _video_lines(self) -> list[str]:
-        """How many of the files were videos, and where their frames' scores are."""
+        """How many of the files were videos (or animated images sorted by their frames), and where their
+        frames' scores are."""
         import pandas as pd
 
         if "kind" not in self.table.columns:
@@ -65,7 +66,7 @@ class SortResult:
             return []
         frames = int(pd.to_numeric(videos["frames"], errors="coerce").fillna(0).sum())
         where = f"; each frame's best label in {frames_path(self.csv_path).name}" if frames else ""
-        return [f"  {len(videos)} of the files were videos, {frames} frames scored{where}."]
+        return [f"  Sorted by their frames: {sampled_files(videos['file'])}, {frames} frames scored{where}."]
 
     def _cache_line(self) -> list[str]:
         """How much of the run the embedding cache answered: images, and video frames when there were any."""
@@ -137,6 +138,17 @@ def count_lines(label_counts: dict[str, int]) -> list[str]:
     """Files per label as aligned summary lines."""
     width = max((len(label) for label in label_counts), default=0)
     return [f"  {label:<{width}}  {count}" for label, count in label_counts.items()]
+
+
+def sampled_files(names: Any) -> str:
+    """'2 videos and 1 animated image': the files sorted by their frames, told apart by name (an animated
+    GIF, WebP or PNG that `--animated frames` sampled has a row of kind video too)."""
+    from ..pipeline.animation import ANIMATED_SUFFIXES
+
+    names = list(names)
+    animations = sum(Path(str(name)).suffix.lower() in ANIMATED_SUFFIXES for name in names)
+    counts = ((len(names) - animations, "video", "videos"), (animations, "animated image", "animated images"))
+    return " and ".join(f"{count} {one if count == 1 else many}" for count, one, many in counts if count)
 
 
 def spoken_duration(seconds: float) -> str:
