@@ -141,3 +141,23 @@ def test_a_bad_codebook_file_names_the_file(tmp_path):
     typo.write_text("weapon:\n  description: Weapon?\n  type: yesno?\n", encoding="utf-8")
     with pytest.raises(CodebookError, match="typo.yaml.*'yesno\\?'"):
         read_codebook_file(typo)
+
+
+@pytest.mark.parametrize("written", ["count", "integer", "whole number"])
+def test_a_count_takes_whole_numbers_only(written):
+    codebook = parse_codebook({"people": {"description": "How many people?", "type": written, "minimum": 0}})
+    field = codebook.field("people")
+    assert field.kind == "number" and field.whole
+    schema = codebook.schema()
+    assert schema["properties"]["people"]["type"] == "integer"
+    jsonschema.validate({"people": 3}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"people": 2.5}, schema)
+    assert "Value: a whole number of at least 0." in field.instruction()
+    assert read_answer('{"people": "4"}', codebook).values == {"people": 4}
+    assert read_answer('{"people": 4.0}', codebook).values == {"people": 4}
+    answer = read_answer('{"people": 2.5}', codebook)
+    assert not answer.fits and "'people' must be a whole number; got 2.5" in retry_prompt(answer.problems)
+    # a plain number still takes fractions
+    plain = parse_codebook({"share": {"description": "What share is sky?", "type": "number"}})
+    assert not plain.field("share").whole and read_answer('{"share": 0.25}', plain).values == {"share": 0.25}

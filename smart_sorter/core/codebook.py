@@ -22,11 +22,12 @@ from .data_files import read_data_file
 
 OPTIONS, YES_NO, SEVERAL, NUMBER, TEXT = "options", "yes/no", "several options", "number", "text"
 FIELD_TYPES = (OPTIONS, YES_NO, SEVERAL, NUMBER, TEXT)
+WHOLE_NUMBER_TYPES = ("integer", "count", "whole number")  # numbers without a fraction: counts of people, ...
 _TYPE_NAMES = {
     "options": OPTIONS, "option": OPTIONS, "one of": OPTIONS, "choice": OPTIONS, "category": OPTIONS,
     "yes/no": YES_NO, "yes-no": YES_NO, "yesno": YES_NO, "boolean": YES_NO, "bool": YES_NO,
     "several options": SEVERAL, "several": SEVERAL, "multiple options": SEVERAL, "multiple": SEVERAL,
-    "many": SEVERAL, "number": NUMBER, "integer": NUMBER, "count": NUMBER,
+    "many": SEVERAL, "number": NUMBER, "integer": NUMBER, "count": NUMBER, "whole number": NUMBER,
     "text": TEXT, "short text": TEXT, "free text": TEXT, "string": TEXT,
 }  # fmt: skip
 YES, NO = "yes", "no"
@@ -48,6 +49,7 @@ class Field:
     options: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    whole: bool = False  # a number without a fraction (type `count`, `integer` or `whole number`)
 
     def schema(self) -> dict[str, Any]:
         """This field's JSON schema."""
@@ -62,7 +64,7 @@ class Field:
         if self.kind == NUMBER:
             bounds = {"minimum": self.minimum} if self.minimum is not None else {}
             bounds |= {"maximum": self.maximum} if self.maximum is not None else {}
-            return {"type": "number", **bounds, **described}
+            return {"type": "integer" if self.whole else "number", **bounds, **described}
         return {"type": "string", "maxLength": TEXT_MAX_CHARACTERS, **described}
 
     def instruction(self) -> str:
@@ -72,10 +74,13 @@ class Field:
             OPTIONS: f"exactly one of {quoted}",
             YES_NO: '"yes" or "no"',
             SEVERAL: f"a list of none, one or several of {quoted}",
-            NUMBER: "a number" + self._bounds_text(),
+            NUMBER: self._number_text() + self._bounds_text(),
             TEXT: f"a short text (at most {TEXT_MAX_CHARACTERS} characters)",
         }[self.kind]
         return f"- {json.dumps(self.name, ensure_ascii=False)}: {self.description} Value: {value}."
+
+    def _number_text(self) -> str:
+        return "a whole number" if self.whole else "a number"
 
     def _bounds_text(self) -> str:
         if self.minimum is not None and self.maximum is not None:
@@ -224,7 +229,8 @@ def parse_field(name: object, spec: object) -> Field:
         raise CodebookError(f"The field {name!r} is of type {kind}; only numbers take a minimum or a maximum.")
     if minimum is not None and maximum is not None and minimum > maximum:
         raise CodebookError(f"The field {name!r} has a minimum ({minimum:g}) above its maximum ({maximum:g}).")
-    return Field(name, description, kind, _options(name, kind, spec), minimum, maximum)
+    whole = kind == NUMBER and str(spec.get("type", "")).strip().lower() in WHOLE_NUMBER_TYPES
+    return Field(name, description, kind, _options(name, kind, spec), minimum, maximum, whole)
 
 
 def parse_codebook(data: object) -> Codebook:
@@ -314,12 +320,12 @@ def _read_value(field: Field, value: Any) -> tuple[Any, str]:
         return [option for option in field.options if option in chosen], ""
     if field.kind == NUMBER:
         number = _number(value)
-        if number is None:
-            return None, f"must be a number; got {value!r}"
+        if number is None or (field.whole and not isinstance(number, int)):
+            return None, f"must be {field._number_text()}; got {value!r}"
         if (field.minimum is not None and number < field.minimum) or (
             field.maximum is not None and number > field.maximum
         ):
-            return None, f"must be a number{field._bounds_text()}; got {number!r}"
+            return None, f"must be {field._number_text()}{field._bounds_text()}; got {number!r}"
         return number, ""
     if not isinstance(value, str):
         return None, f"must be a text; got {value!r}"
