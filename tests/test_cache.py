@@ -26,7 +26,7 @@ def counting_encoder(tiny_clip):
     encoder = DualEncoder(str(tiny_clip), device="cpu").load()
     encoder.embedded = []
     original = encoder.embed_images
-    encoder.embed_images = lambda pixels: encoder.embedded.append(len(pixels)) or original(pixels)
+    encoder.embed_images = lambda pixels, **options: encoder.embedded.append(len(pixels)) or original(pixels, **options)
     return encoder
 
 

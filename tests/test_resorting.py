@@ -32,7 +32,7 @@ def test_resort_moves_files_to_their_new_labels_without_the_model(toy_clip, tmp_
     encoder = DualEncoder(str(toy_clip), device="cpu", precision="fp32").load()  # the run's: its cache is hit
     encoder.embedded = []
     original = encoder.embed_images
-    encoder.embed_images = lambda pixels: encoder.embedded.append(len(pixels)) or original(pixels)
+    encoder.embed_images = lambda pixels, **options: encoder.embedded.append(len(pixels)) or original(pixels, **options)
 
     from smart_sorter.runs.resorting import resort
 

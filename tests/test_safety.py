@@ -211,7 +211,7 @@ def test_a_move_killed_with_sigkill_and_run_again_ends_with_each_file_once(tmp_p
     encoder = DualEncoder(str(tiny_clip), device="cpu").load()
     embedded = []
     original = encoder.embed_images
-    encoder.embed_images = lambda pixels: embedded.append(len(pixels)) or original(pixels)
+    encoder.embed_images = lambda pixels, **options: embedded.append(len(pixels)) or original(pixels, **options)
     result = sort_images(source, out, "a,b,c", model=str(tiny_clip), operation="move", batch_size=2,
                          encoder=encoder, progress_bar=False)  # fmt: skip
     assert sum(embedded) <= 240 - killed_after  # files done before the kill are not scored again

@@ -4,6 +4,8 @@ whenever that cannot be shown."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -103,3 +105,73 @@ def test_the_exact_preprocessing_runs_the_models_own_forward_pass(
     result = sorter.run(photo_folder, tmp_path / "out", ["a photo", "a drawing"])
     assert result.status_counts == {"sorted": 6}
     assert sorter.encoder.streamlined is streamlined
+
+
+def test_an_encoder_handed_in_runs_its_own_pass_for_the_exact_preprocessing(tiny_clip, photo_folder, tmp_path,
+                                                                              monkeypatch):  # fmt: skip
+    from smart_sorter import sort_images
+    from smart_sorter.pipeline.encoder import load_encoder
+
+    encoder = load_encoder(str(tiny_clip), device="cpu", precision="fp32")
+    assert encoder.streamlined
+    streamlined_batches = []
+    original = encoder._streamlined
+    encoder._streamlined = lambda pixels: streamlined_batches.append(len(pixels)) or original(pixels)
+    sort_images(photo_folder, tmp_path / "exact", ["a photo", "a drawing"], model=str(tiny_clip), encoder=encoder,
+                preprocess="exact", progress_bar=False, use_cache=False)  # fmt: skip
+    assert streamlined_batches == []
+    sort_images(photo_folder, tmp_path / "fast", ["a photo", "a drawing"], model=str(tiny_clip), encoder=encoder,
+                progress_bar=False, use_cache=False)  # fmt: skip
+    assert sum(streamlined_batches) == 6
+
+
+def test_a_tower_whose_layers_share_an_mlp_is_not_folded_twice(tiny_clip):
+    """Folding a shared fc1 once per layer would scale it twice; a probe through the first and last layers
+    alone would not see it in the layers between."""
+    from smart_sorter.pipeline.encoder import load_model_parts
+
+    def four_layers_sharing():
+        network, tokenizer, processor = load_model_parts(str(tiny_clip))
+        layers = network.vision_model.encoder.layers
+        layers.append(copy.deepcopy(layers[0]))
+        layers.append(copy.deepcopy(layers[1]))
+        layers[2].mlp.fc1, layers[2].mlp.fc2 = layers[1].mlp.fc1, layers[1].mlp.fc2
+        return network, tokenizer, processor
+
+    encoder = DualEncoder(str(tiny_clip), device="cpu", precision="fp32", parts=four_layers_sharing()).load()
+    own = DualEncoder(str(tiny_clip), device="cpu", precision="fp32", streamline=False,
+                      parts=four_layers_sharing()).load()  # fmt: skip
+    assert not encoder.streamlined
+    pixels = _pixels(32)
+    assert _relative_difference(encoder.embed_images(pixels), own.embed_images(pixels)) < 1e-6
+
+
+def test_an_mlp_without_a_bias_is_folded_and_one_that_fails_half_way_is_given_back_whole(tiny_clip, monkeypatch):
+    from smart_sorter.pipeline.encoder import load_model_parts
+
+    network = load_model_parts(str(tiny_clip))[0]
+    network.vision_model.encoder.layers[-1].mlp.fc1.bias = None
+    own = network.get_image_features(pixel_values=_pixels(32)).pooler_output.detach().numpy()
+    embed = streamlining.streamlined_embedder(network, 32)
+    assert embed is not None
+    with torch.inference_mode():
+        assert _relative_difference(embed(_pixels(32)).numpy(), own) < 1e-5
+
+    network = load_model_parts(str(tiny_clip))[0]
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+    scale = streamlining._scale_mlp
+    calls = []
+
+    def failing_at_the_second_layer(mlp, factor):
+        calls.append(factor)
+        if len(calls) == 2:
+            raise RuntimeError("cannot scale this weight in place")
+        scale(mlp, factor)
+
+    monkeypatch.setattr(streamlining, "_scale_mlp", failing_at_the_second_layer)
+    assert streamlining.streamlined_embedder(network, 32) is None
+    assert calls[0] == streamlining.QUICK_GELU_FACTOR and calls[-1] == 1 / streamlining.QUICK_GELU_FACTOR  # undone
+    for layer in network.vision_model.encoder.layers:
+        assert type(layer.mlp.activation_fn).__name__ == "QuickGELUActivation"
+    for name, value in network.state_dict().items():
+        assert torch.allclose(value, before[name], rtol=1e-6, atol=0), name

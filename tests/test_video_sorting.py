@@ -141,7 +141,7 @@ def test_videos_sorted_again_need_neither_the_model_nor_the_decoder(tmp_path, to
     encoder = DualEncoder(str(toy_clip), device="cpu").load()
     embedded = []
     original = encoder.embed_images
-    encoder.embed_images = lambda pixels: embedded.append(len(pixels)) or original(pixels)
+    encoder.embed_images = lambda pixels, **options: embedded.append(len(pixels)) or original(pixels, **options)
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a video was decoded again")

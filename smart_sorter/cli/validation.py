@@ -61,48 +61,51 @@ def evaluate_command(argv: Sequence[str]) -> int:
         help="resamples for the intervals of macro F1, kappa and alpha; 0 for none (accuracy's is Wilson's) (1000)",
     )
     arguments = parser.parse_args(argv)
-    from ..storage.tables import read_results
-    from ..validation.evaluation import advise_thresholds, evaluate, run_categories
-    from ..validation.presence import is_detection_table
 
     def work() -> TextReport:
         destination = arguments.results if arguments.results.is_dir() else arguments.results.parent
         if arguments.report is None:
-            return evaluated(destination)
+            return _evaluated(arguments, destination)
         from ..validation.html_report import report_lock, report_path
 
         report_path(destination, arguments.report, force=arguments.force)  # refused before the work, not after
         with report_lock(destination):  # the table the report shows is the one evaluated: no run changes it between
-            return evaluated(destination)
-
-    def evaluated(destination: Path) -> TextReport:
-        table = read_results(arguments.results)
-        if is_detection_table(table):  # a detection run: is each object found where it is?
-            return _presence_report(arguments, table, destination)
-        categories = run_categories(arguments.results, table)
-        evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0), categories=categories)
-        advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
-        lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
-        for label, row in advice.iterrows():
-            labelled, left = int(row["labelled"]), int(row["would_be_uncertain"])
-            if row["threshold"] != row["threshold"]:  # NaN
-                lines.append(f"  {label}: no threshold reaches it on the {labelled} labelled file(s)")
-            elif row["threshold"] == 0:
-                lines.append(f"  {label}: reached without a threshold ({labelled} labelled file(s))")
-            else:
-                lines.append(
-                    f"  {label}: threshold {row['threshold']:.3f} (precision {row['precision_reached']:.2f} on"
-                    f" {labelled} labelled file(s)) would leave {left} file(s) uncertain"
-                )
-        if arguments.report is not None:
-            from ..validation.html_report import write_report
-
-            written = write_report(destination, arguments.report, results=table, evaluation=evaluation,
-                                   blur=arguments.blur, force=arguments.force, locked=True)  # fmt: skip
-            lines.append(f"Report: {written}")
-        return TextReport("\n".join(lines))
+            return _evaluated(arguments, destination)
 
     return print_outcome(work, arguments.verbose)
+
+
+def _evaluated(arguments: argparse.Namespace, destination: Path) -> TextReport:
+    """`evaluate`'s work: the table against the truth, thresholds advised, the report written if asked."""
+    from ..storage.tables import read_results
+    from ..validation.evaluation import advise_thresholds, evaluate, run_categories
+    from ..validation.presence import is_detection_table
+
+    table = read_results(arguments.results)
+    if is_detection_table(table):  # a detection run: is each object found where it is?
+        return _presence_report(arguments, table, destination)
+    categories = run_categories(arguments.results, table)
+    evaluation = evaluate(table, arguments.truth, bootstrap=max(arguments.bootstrap, 0), categories=categories)
+    advice = advise_thresholds(table, evaluation.pairs, precision=arguments.precision)  # truth read once
+    lines = [evaluation.summary(), f"Thresholds for a precision of {arguments.precision:.2f} (from the sample):"]
+    for label, row in advice.iterrows():
+        labelled, left = int(row["labelled"]), int(row["would_be_uncertain"])
+        if row["threshold"] != row["threshold"]:  # NaN
+            lines.append(f"  {label}: no threshold reaches it on the {labelled} labelled file(s)")
+        elif row["threshold"] == 0:
+            lines.append(f"  {label}: reached without a threshold ({labelled} labelled file(s))")
+        else:
+            lines.append(
+                f"  {label}: threshold {row['threshold']:.3f} (precision {row['precision_reached']:.2f} on"
+                f" {labelled} labelled file(s)) would leave {left} file(s) uncertain"
+            )
+    if arguments.report is not None:
+        from ..validation.html_report import write_report
+
+        written = write_report(destination, arguments.report, results=table, evaluation=evaluation,
+                               blur=arguments.blur, force=arguments.force, locked=True)  # fmt: skip
+        lines.append(f"Report: {written}")
+    return TextReport("\n".join(lines))
 
 
 def _presence_report(arguments: argparse.Namespace, table: Any, destination: Path) -> TextReport:

@@ -519,7 +519,7 @@ class SorterApp(widgets.VBox):
         from ..pipeline.detector import load_detector
         from ..pipeline.encoder import load_encoder_for
 
-        key = (options.model, options.model_precision, options.preprocess, options.device, options.detect)
+        key = (options.model, options.model_precision, options.device, options.detect)
         if self._encoder is None or self._encoder[0] != key:
             self._encoder = None  # the old model is let go before the new one loads
             if options.detect:
@@ -527,7 +527,7 @@ class SorterApp(widgets.VBox):
                     options.model, device=options.device, revision=options.revision, precision=options.model_precision
                 )
             else:
-                loaded = load_encoder_for(options)
+                loaded = load_encoder_for(options, streamline=True)  # kept for later runs, exact ones too
             self._encoder = (key, loaded)
         return self._encoder[1]
 

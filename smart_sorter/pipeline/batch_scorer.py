@@ -130,7 +130,12 @@ class BatchScorer:
         fresh = [item for item in items if not item.cached]
         for start in range(0, len(fresh), self.batch_size):
             batch = fresh[start : start + self.batch_size]
-            vectors = self.encoder.embed_images(self.preprocessor.collate([item.pixels for item in batch]))
+            pixels = self.preprocessor.collate([item.pixels for item in batch])
+            if self.preprocessor.mode == "exact" and getattr(self.encoder, "streamlined", False):
+                # the exact preprocessing: the model's own forward pass too, whatever encoder was handed in
+                vectors = self.encoder.embed_images(pixels, own_pass=True)
+            else:
+                vectors = self.encoder.embed_images(pixels)
             views = [len(item.pixels) if self.tiled else 1 for item in batch]
             per_image = np.split(vectors, np.cumsum(views)[:-1]) if self.tiled else vectors
             # a tiled image's views are kept as one flat vector: the cache stores one per image

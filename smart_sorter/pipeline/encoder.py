@@ -348,8 +348,9 @@ class DualEncoder(_ModelHolder):
             output = self.network.get_text_features(**inputs)
         return _embedding(output).float().cpu().numpy()
 
-    def embed_images(self, pixel_values: Any) -> np.ndarray:
-        """Unnormalised image embeddings for a batch of pixel values."""
+    def embed_images(self, pixel_values: Any, *, own_pass: bool = False) -> np.ndarray:
+        """Unnormalised image embeddings for a batch of pixel values; with `own_pass` (the exact
+        preprocessing) through the model's own `get_image_features` even when streamlined."""
         import torch
 
         from .gpu import to_device
@@ -357,7 +358,7 @@ class DualEncoder(_ModelHolder):
         self.load_image_tower()
         with torch.inference_mode():
             pixels = to_device(pixel_values, self.device, self.image_dtype)
-            if self._streamlined is not None:
+            if self._streamlined is not None and not own_pass:
                 output = self._streamlined(pixels)
             else:
                 output = self.network.get_image_features(pixel_values=pixels)
@@ -422,14 +423,17 @@ def load_encoder(
     return encoder.load()
 
 
-def load_encoder_for(options: Any, *, precision: str | None = None, towers: str = "both") -> Any:
+def load_encoder_for(
+    options: Any, *, precision: str | None = None, towers: str = "both", streamline: bool | None = None
+) -> Any:
     """`load_encoder` with a run's settings (`SortOptions`): its model, device and revision, its precision
-    (or `precision`, as recorded by an earlier run), streamlined unless the preprocessing is exact."""
+    (or `precision`, as recorded by an earlier run), streamlined unless the preprocessing is exact (or as
+    `streamline` says: an encoder kept for runs of either preprocessing is, and runs exact ones unstreamlined)."""
     return load_encoder(
         options.model,
         device=options.device,
         revision=options.revision,
         precision=precision or options.model_precision,
         towers=towers,
-        streamline=options.preprocess != "exact",
+        streamline=options.preprocess != "exact" if streamline is None else streamline,
     )

@@ -42,27 +42,51 @@ def _clip_like(network: Any) -> bool:
     needed = ("layer_norm1", "self_attn", "layer_norm2", "mlp")
     attention = ("q_proj", "k_proj", "v_proj", "out_proj", "head_dim", "scale")
     return bool(layers) and all(
-        all(hasattr(layer, name) for name in needed) and all(hasattr(layer.self_attn, name) for name in attention)
+        all(hasattr(layer, name) for name in needed)
+        and all(hasattr(layer.self_attn, name) for name in attention)
+        and all(hasattr(layer.mlp, name) for name in ("fc1", "fc2", "activation_fn"))
         for layer in layers
     )
 
 
 def _fold_quick_gelu(network: Any) -> list[tuple[Any, Any]]:
     """Turn every QuickGELU MLP of the image tower into fc1' -> SiLU -> fc2'; the MLPs changed, each with
-    its own activation (for `_unfold`)."""
+    its own activation (for `_unfold`). A failure half-way gives back what was folded, then raises."""
     import torch
 
-    folded = []
-    with torch.no_grad():
-        for layer in network.vision_model.encoder.layers:
-            mlp = layer.mlp
-            if _is_quick_gelu(mlp.activation_fn):
-                mlp.fc1.weight.mul_(QUICK_GELU_FACTOR)
-                mlp.fc1.bias.mul_(QUICK_GELU_FACTOR)
-                mlp.fc2.weight.div_(QUICK_GELU_FACTOR)
-                folded.append((mlp, mlp.activation_fn))
-                mlp.activation_fn = torch.nn.SiLU()
+    folded: list[tuple[Any, Any]] = []
+    try:
+        with torch.no_grad():
+            for layer in network.vision_model.encoder.layers:
+                mlp = layer.mlp
+                if _is_quick_gelu(mlp.activation_fn):
+                    _scale_mlp(mlp, QUICK_GELU_FACTOR)
+                    folded.append((mlp, mlp.activation_fn))
+                    mlp.activation_fn = torch.nn.SiLU()
+    except Exception:
+        _unfold(folded)
+        raise
     return folded
+
+
+def _scale_mlp(mlp: Any, factor: float) -> None:
+    mlp.fc1.weight.mul_(factor)
+    if mlp.fc1.bias is not None:
+        mlp.fc1.bias.mul_(factor)
+    mlp.fc2.weight.div_(factor)
+
+
+def _parameters_shared(network: Any) -> bool:
+    """Whether two places of the image tower's MLPs hold the same tensor (folding it once per place would
+    scale it twice; a probe through some of the layers need not see it)."""
+    seen: set[int] = set()
+    for layer in network.vision_model.encoder.layers:
+        for module in (layer.mlp.fc1, layer.mlp.fc2):
+            for parameter in module.parameters(recurse=False):
+                if parameter.data_ptr() in seen:
+                    return True
+                seen.add(parameter.data_ptr())
+    return False
 
 
 def _unfold(folded: list[tuple[Any, Any]]) -> None:
@@ -70,9 +94,7 @@ def _unfold(folded: list[tuple[Any, Any]]) -> None:
 
     with torch.no_grad():
         for mlp, activation in folded:
-            mlp.fc1.weight.div_(QUICK_GELU_FACTOR)
-            mlp.fc1.bias.div_(QUICK_GELU_FACTOR)
-            mlp.fc2.weight.mul_(QUICK_GELU_FACTOR)
+            _scale_mlp(mlp, 1.0 / QUICK_GELU_FACTOR)
             mlp.activation_fn = activation
 
 
@@ -137,7 +159,7 @@ def streamlined_embedder(network: Any, image_size: int) -> Callable[[Any], Any] 
     Call it with the image tower in fp32, before any cast to a reduced precision."""
     import torch
 
-    if not _clip_like(network):
+    if not _clip_like(network) or _parameters_shared(network):
         return None
     device = next(network.parameters()).device
     generator = torch.Generator().manual_seed(0)
@@ -152,7 +174,10 @@ def streamlined_embedder(network: Any, image_size: int) -> Callable[[Any], Any] 
             expected = own(probe)
         except Exception:  # noqa: BLE001 - a model that cannot run a probe keeps its own path, which says why
             return None
-    folded = _fold_quick_gelu(network)
+    try:
+        folded = _fold_quick_gelu(network)
+    except Exception:  # noqa: BLE001 - an MLP of another shape: given back as it was, the model's own pass
+        return None
 
     def embed(pixels: Any) -> Any:
         return class_token_features(network, pixels)
