@@ -17,7 +17,7 @@ from smart_sorter.pipeline import animation, media
 from smart_sorter.pipeline.animation import animation_frames_at, chosen_frames, sample_animation
 from smart_sorter.pipeline.video import MAX_DECODED_FRAMES, Sampling
 from tests.toy_clip import TOY_LABELS, write_shapes
-from tests.videos import hostile_gif, write_animation
+from tests.videos import hostile_gif, shown_at, truth_of, write_animation
 
 RED, BLUE, GREEN, YELLOW = TOY_LABELS
 ANIMATIONS = {  # name -> segments (label, seconds); the truth is the label shown longest
@@ -128,22 +128,6 @@ def test_the_setting_is_checked_and_offered_on_the_command_line_and_in_the_form(
     assert app.settings().options.animated == "first"
     app.animated.value = "frames"
     assert app.settings().options.animated == "frames"
-
-
-def truth_of(segments: list[tuple[str, float]]) -> str:
-    totals: dict[str, float] = {}
-    for label, seconds in segments:
-        totals[label] = totals.get(label, 0.0) + seconds
-    return max(totals, key=totals.get)
-
-
-def shown_at(segments: list[tuple[str, float]], label: str) -> list[tuple[float, float]]:
-    spans, start = [], 0.0
-    for shown, seconds in segments:
-        if shown == label:
-            spans.append((start, start + seconds))
-        start += seconds
-    return spans
 
 
 @pytest.fixture

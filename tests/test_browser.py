@@ -102,11 +102,24 @@ def voila_url(tmp_path_factory):
         server.wait(timeout=30)
 
 
-def test_sorts_the_sample_images_through_the_page(browser, voila_url, toy_clip, tmp_path):
-    destination = tmp_path / "sorted"
-    page = browser.new_page(viewport={"width": 1000, "height": 1800})
+def open_form(browser, voila_url: str, *, width: int = 1000, height: int = 1800):
+    """A new page with the notebook's form served by Voila, once the sorting form is on it."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(voila_url, timeout=120_000)
     page.get_by_label("Source folder").wait_for(timeout=120_000)
+    return page
+
+
+def fill_sorting_form(page, source: Path, destination: Path, model: Path, labels: str) -> None:
+    page.get_by_label("Source folder").fill(str(source))
+    page.get_by_label("Destination").fill(str(destination))
+    page.get_by_label("Model").fill(str(model))
+    page.get_by_role("textbox", name="Labels").fill(labels)
+
+
+def test_sorts_the_sample_images_through_the_page(browser, voila_url, toy_clip, tmp_path):
+    destination = tmp_path / "sorted"
+    page = open_form(browser, voila_url)
     assert page.get_by_label("Source folder").input_value() == "imgs"  # the notebook's defaults
     page.get_by_label("Destination").fill(str(destination))
     page.get_by_label("Model").fill(str(toy_clip))

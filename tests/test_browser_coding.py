@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.test_browser import ROOT, browser, screenshot_path, sha256, voila_url  # noqa: F401 - fixtures
+from tests.test_browser import ROOT, browser, open_form, screenshot_path, sha256, voila_url  # noqa: F401 - fixtures
 from tests.vlm_server import SAYS, requests_served
 
 pytestmark = pytest.mark.slow
@@ -21,9 +21,7 @@ def test_codes_the_sample_images_through_the_page(browser, voila_url, server, ll
     url, log = server
     sample = {p.name: sha256(p) for p in (ROOT / "imgs").iterdir() if p.suffix != ".md"}
     destination = tmp_path / "coded"
-    page = browser.new_page(viewport={"width": 1000, "height": 1800})
-    page.goto(voila_url, timeout=120_000)
-    page.get_by_label("Source folder").wait_for(timeout=120_000)  # the sorting form comes first
+    page = open_form(browser, voila_url)  # the sorting form comes first
     page.get_by_role("button", name="Ask questions (coding)").click()
     page.get_by_label("Images").wait_for(timeout=30_000)
     assert page.get_by_label("Source folder").count() == 0  # one form on the page at a time

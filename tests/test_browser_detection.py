@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.factories import noise_image
-from tests.test_browser import browser, screenshot_path, voila_url  # noqa: F401 - fixtures
+from tests.test_browser import browser, fill_sorting_form, open_form, screenshot_path, voila_url  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,8 @@ def test_the_form_finds_objects_and_draws_their_boxes(browser, voila_url, tiny_o
     ):
         noise_image(index).resize(size).save(source / f"image_{index}.png")
     destination = tmp_path / "found"
-    page = browser.new_page(viewport={"width": 1000, "height": 2200})
-    page.goto(voila_url, timeout=120_000)
-    page.get_by_label("Source folder").wait_for(timeout=120_000)
-    page.get_by_label("Source folder").fill(str(source))
-    page.get_by_label("Destination").fill(str(destination))
-    page.get_by_label("Model").fill(str(tiny_owlv2))
-    page.get_by_role("textbox", name="Labels").fill("a cat, a dog, a red car")
+    page = open_form(browser, voila_url, height=2200)
+    fill_sorting_form(page, source, destination, tiny_owlv2, "a cat, a dog, a red car")
     page.get_by_text("Advanced settings", exact=True).first.click()
     page.get_by_label(re.compile("Find objects")).check()
     page.get_by_label("Uncertain below").fill("0.95")

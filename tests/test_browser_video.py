@@ -10,7 +10,14 @@ import pytest
 
 pytest.importorskip("av")
 
-from tests.test_browser import browser, screenshot_path, sha256, voila_url  # noqa: E402, F401 - fixtures
+from tests.test_browser import (  # noqa: E402, F401 - fixtures
+    browser,
+    fill_sorting_form,
+    open_form,
+    screenshot_path,
+    sha256,
+    voila_url,
+)
 from tests.toy_clip import TOY_LABELS, write_shapes  # noqa: E402
 from tests.videos import write_animation, write_video  # noqa: E402
 
@@ -30,13 +37,8 @@ def test_the_form_sorts_a_video_and_an_animation_and_shows_their_frames_with_tim
     write_shapes(source, 4, seed=5)
     before = {path.name: sha256(path) for path in source.iterdir()}
 
-    page = browser.new_page(viewport={"width": 1100, "height": 2200})
-    page.goto(voila_url, timeout=120_000)
-    page.get_by_label("Source folder").wait_for(timeout=120_000)
-    page.get_by_label("Source folder").fill(str(source))
-    page.get_by_label("Destination").fill(str(destination))
-    page.get_by_label("Model").fill(str(toy_clip))
-    page.get_by_role("textbox", name="Labels").fill(", ".join(TOY_LABELS))
+    page = open_form(browser, voila_url, width=1100, height=2200)
+    fill_sorting_form(page, source, destination, toy_clip, ", ".join(TOY_LABELS))
     page.locator(".smart-sorter-app").get_by_text("Advanced settings", exact=True).click()  # the folded section
     page.get_by_label("Video frames", exact=True).fill("6")
     page.get_by_label("Video frames", exact=True).press("Enter")

@@ -21,7 +21,7 @@ from smart_sorter.cli import main  # noqa: E402
 from smart_sorter.pipeline import media  # noqa: E402
 from smart_sorter.storage.placing import TEMP_PREFIX, sha256_of  # noqa: E402
 from tests.toy_clip import TOY_LABELS, write_shapes  # noqa: E402
-from tests.videos import write_many_tiny_frames, write_video  # noqa: E402
+from tests.videos import shown_at, truth_of, write_many_tiny_frames, write_video  # noqa: E402
 
 RED, BLUE, GREEN, YELLOW = TOY_LABELS
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,22 +50,6 @@ def make_videos(folder: Path) -> dict[str, list[tuple[str, float]]]:
         if written != target:
             written.rename(target)
     return VIDEOS
-
-
-def truth_of(segments: list[tuple[str, float]]) -> str:
-    totals: dict[str, float] = {}
-    for label, seconds in segments:
-        totals[label] = totals.get(label, 0.0) + seconds
-    return max(totals, key=totals.get)
-
-
-def shown_at(segments: list[tuple[str, float]], label: str) -> list[tuple[float, float]]:
-    spans, start = [], 0.0
-    for shown, seconds in segments:
-        if shown == label:
-            spans.append((start, start + seconds))
-        start += seconds
-    return spans
 
 
 def tree_hashes(folder: Path) -> Counter:

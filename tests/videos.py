@@ -187,3 +187,21 @@ def hostile_gif(frames: int, *, screen: tuple[int, int] = (2, 2), delay_cs: int 
         data += b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00"  # a 1x1 image at the corner
         data += b"\x02\x02\x44\x01\x00"  # its LZW data
     return bytes(data + b";")
+
+
+def truth_of(segments: list[tuple[str, float]]) -> str:
+    """The label shown longest in a video or animation of (label, seconds) segments: its right answer."""
+    totals: dict[str, float] = {}
+    for label, seconds in segments:
+        totals[label] = totals.get(label, 0.0) + seconds
+    return max(totals, key=totals.get)
+
+
+def shown_at(segments: list[tuple[str, float]], label: str) -> list[tuple[float, float]]:
+    """The (start, end) seconds during which `label` is shown."""
+    spans, start = [], 0.0
+    for shown, seconds in segments:
+        if shown == label:
+            spans.append((start, start + seconds))
+        start += seconds
+    return spans
